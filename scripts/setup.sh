@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libabsl-dev
   libssl-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libdeflate-dev libisal-dev
-  libleveldb-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
+  libleveldb-dev libsnappy-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # real parts the tests and benchmarks drive
   busybox-static umoci skopeo docker-registry apache2-utils python3 python3-jwt
