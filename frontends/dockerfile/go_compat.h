@@ -1,0 +1,61 @@
+// Small re-implementations of Go standard-library behaviour that BuildKit's Dockerfile
+// frontend relies on (UTF-8 decoding, unicode.IsSpace, strings.TrimSpace, strconv.Quote,
+// strconv.ParseBool/ParseUint/ParseInt, time.ParseDuration), so our parser agrees with it on
+// edge cases.  Internal to frontends/dockerfile.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace kiln::frontends::dockerfile::go {
+
+constexpr char32_t kRuneError = 0xFFFD;
+
+// utf8.DecodeRuneInString: {rune, width}; invalid input decodes as {U+FFFD, 1}; empty as
+// {U+FFFD, 0}.
+std::pair<char32_t, size_t> DecodeRune(std::string_view s);
+
+// Appends the UTF-8 encoding of `r`.
+void AppendRune(std::string* out, char32_t r);
+
+// unicode.IsSpace.
+bool IsSpace(char32_t r);
+// unicode.IsDigit / unicode.IsLetter (non-ASCII runes use the C.UTF-8 locale's tables).
+bool IsDigit(char32_t r);
+bool IsLetter(char32_t r);
+
+// strings.TrimSpace / TrimLeftFunc(unicode.IsSpace) / TrimRightFunc.
+std::string_view TrimSpace(std::string_view s);
+std::string_view TrimLeftSpace(std::string_view s);
+std::string_view TrimRightSpace(std::string_view s);
+
+// strconv.Quote (the %q verb for strings).
+std::string Quote(std::string_view s);
+
+// strings.ToLower / ToUpper for ASCII letters (other bytes unchanged).
+std::string AsciiLower(std::string_view s);
+std::string AsciiUpper(std::string_view s);
+
+// strconv.ParseBool.
+std::optional<bool> ParseBool(std::string_view s);
+
+// strconv.ParseUint(s, base, bits) / ParseInt(s, 10, bits).  On failure, `*error` receives
+// Go's message, e.g. `strconv.ParseInt: parsing "x": invalid syntax`.
+std::optional<uint64_t> ParseUint(std::string_view s, int base, int bits, std::string* error);
+std::optional<int64_t> ParseInt(std::string_view s, int bits, std::string* error);
+
+// time.ParseDuration, in nanoseconds.  `*error` receives Go's message.
+std::optional<int64_t> ParseDuration(std::string_view s, std::string* error);
+
+// github.com/docker/go-units RAMInBytes ("64m", "1.5GiB", "1024"), binary multiples.
+std::optional<int64_t> RamInBytes(std::string_view s);
+
+// Levenshtein distance between byte strings.
+int Levenshtein(std::string_view a, std::string_view b);
+
+}  // namespace kiln::frontends::dockerfile::go
