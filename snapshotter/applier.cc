@@ -185,7 +185,7 @@ class Extractor {
   // The parent directory of `comps`, resolved (and created) inside the root.
   absl::StatusOr<int> Parent(const Components& comps) {
     std::string path = Join(comps, comps.size() - 1);
-    if (parent_fd_.valid() && path == parent_path_) return parent_fd_.get();
+    if (parent_path_valid_ && path == parent_path_) return parent_fd_.get();
     int raw = OpenInRootRaw(root_, path, O_PATH | O_DIRECTORY);
     absl::StatusOr<UniqueFd> fd = UniqueFd(raw);
     if (raw == -ENOENT) {
@@ -196,15 +196,41 @@ class Extractor {
     if (!fd.ok()) return Annotate(fd.status(), "parent directory");
     parent_fd_ = std::move(*fd);
     parent_path_ = path;
+    parent_path_valid_ = true;
     return parent_fd_.get();
   }
 
-  absl::StatusOr<UniqueFd> MakeParents(const Components& comps) {
+  // Creates the missing parents of `comps` inside the root.  A symlink met on the way is
+  // followed the way RESOLVE_IN_ROOT would (absolute = from the root, `..` stops at the root)
+  // and its missing target directories are created, as containerd does.
+  absl::StatusOr<UniqueFd> MakeParents(const Components& comps, int depth = 0) {
+    if (depth > 40) return absl::InvalidArgumentError("too many levels of symbolic links");
     KILN_ASSIGN_OR_RETURN(UniqueFd cur, OpenInRoot(root_, "", O_PATH | O_DIRECTORY));
     for (size_t i = 0; i + 1 < comps.size(); ++i) {
       std::string sub = Join(comps, i + 1);
       int next = OpenInRootRaw(root_, sub, O_PATH | O_DIRECTORY);
       if (next == -ENOENT) {
+        struct stat st;
+        if (::fstatat(cur.get(), comps[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode)) {
+          std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+          ssize_t n = ::readlinkat(cur.get(), comps[i].c_str(), target.data(), target.size());
+          if (n < 0) return ErrnoStatus(StrCat("readlink ", Quote(sub)));
+          target.resize(static_cast<size_t>(n));
+          Components redirected;
+          if (!target.starts_with("/"))
+            redirected.assign(comps.begin(), comps.begin() + static_cast<long>(i));
+          for (const std::string& c : SplitClamped(target)) {
+            if (c == "..") {
+              if (!redirected.empty()) redirected.pop_back();
+            } else {
+              redirected.push_back(c);
+            }
+          }
+          redirected.insert(redirected.end(), comps.begin() + static_cast<long>(i) + 1,
+                            comps.end());
+          return MakeParents(redirected, depth + 1);
+        }
         if (::mkdirat(cur.get(), comps[i].c_str(), 0755) != 0 && errno != EEXIST) {
           return ErrnoStatus(StrCat("mkdir ", Quote(sub)));
         }
@@ -216,10 +242,22 @@ class Extractor {
     return cur;
   }
 
-  void InvalidateParentCache() {
-    parent_fd_.Reset();
-    parent_path_.clear();
+  static Components SplitClamped(std::string_view path) {
+    Components out;
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t slash = path.find('/', pos);
+      if (slash == std::string_view::npos) slash = path.size();
+      std::string_view c = path.substr(pos, slash - pos);
+      pos = slash + 1;
+      if (!c.empty() && c != ".") out.emplace_back(c);
+    }
+    return out;
   }
+
+  // The cached parent may no longer be what its path resolves to; the fd stays open for the
+  // caller still using it.
+  void InvalidateParentCache() { parent_path_valid_ = false; }
 
   absl::Status Whiteout(int pfd, const Components& comps) {
     const std::string& base = comps.back();
@@ -433,6 +471,7 @@ class Extractor {
   const ApplyOptions& opts_;
   UniqueFd parent_fd_;
   std::string parent_path_;
+  bool parent_path_valid_ = false;
   std::unordered_set<std::string> written_;
   std::vector<DirTimes> dir_times_;
 };

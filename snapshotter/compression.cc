@@ -254,6 +254,7 @@ class ZstdEngine : public DecompressingSource::Engine {
   ~ZstdEngine() override { ZSTD_freeDCtx(d_); }
   absl::StatusOr<size_t> Run(const uint8_t** in, size_t* in_len, uint8_t* out,
                              size_t out_len) override {
+    if (*in_len == 0 && last_ == 0) return 0;  // between frames: nothing pending
     ZSTD_inBuffer ib{*in, *in_len, 0};
     ZSTD_outBuffer ob{out, out_len, 0};
     size_t rc = ZSTD_decompressStream(d_, &ob, &ib);
