@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -255,6 +256,7 @@ class Init {
   absl::Status MountRootfs();
   void NoteStubs();
   std::vector<PlannedMount> PlanMounts() const;
+  bool CannotCreate(const std::string& path) const;
   absl::Status MountOne(const PlannedMount& m);
   absl::Status MountCgroupView();
   absl::Status SetupDevices();
@@ -398,7 +400,21 @@ std::vector<PlannedMount> Init::PlanMounts() const {
   return plan;
 }
 
+// True when `path` is missing and would have to be created on a read-only filesystem (a
+// read-only root without /proc, say): the executor's own mounts are then left out, as there is
+// nothing the step could see them on.
+bool Init::CannotCreate(const std::string& path) const {
+  if (internal::ExistsInRoot(root_fd_.get(), path)) return false;
+  absl::StatusOr<internal::ResolvedParent> p = internal::ResolveParentInRoot(root_fd_.get(), path);
+  struct statvfs sv;
+  return ::fstatvfs(p.ok() ? p->dir.get() : root_fd_.get(), &sv) == 0 &&
+         (sv.f_flag & ST_RDONLY) != 0;
+}
+
 absl::Status Init::MountOne(const PlannedMount& m) {
+  if (m.origin != PlannedMount::Origin::kUser && CannotCreate(m.spec.target)) {
+    return absl::OkStatus();
+  }
   if (m.origin == PlannedMount::Origin::kCgroupView) return MountCgroupView();
   ParsedMountOptions opts = internal::ParseMountOptions(m.spec.options);
   bool bind = opts.bind || m.spec.type == "bind";
@@ -479,8 +495,11 @@ absl::Status Init::MountCgroupView() {
 }
 
 absl::Status Init::SetupDevices() {
+  if (CannotCreate("/dev")) return absl::OkStatus();
   KILN_ASSIGN_OR_RETURN(UniqueFd dev,
                         internal::MakeMountTarget(root_fd_.get(), "/dev", TargetKind::kDirectory));
+  struct statvfs sv;
+  if (::fstatvfs(dev.get(), &sv) == 0 && (sv.f_flag & ST_RDONLY)) return absl::OkStatus();
   // O_PATH fds cannot be used with mknodat/symlinkat; reopen as a real directory.
   UniqueFd dir(::openat(dev.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return ErrnoStatus("open /dev");
@@ -547,11 +566,11 @@ absl::Status Init::PivotRoot() {
 }
 
 absl::Status Init::MaskPaths() {
-  KILN_ASSIGN_OR_RETURN(internal::ResolvedParent null_dev,
-                        internal::ResolveParentInRoot(root_fd_.get(), "/dev/null"));
-  UniqueFd null_fd(
-      ::openat(null_dev.dir.get(), null_dev.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!null_fd) return ErrnoStatus("open /dev/null");
+  UniqueFd null_fd;
+  if (auto null_dev = internal::ResolveParentInRoot(root_fd_.get(), "/dev/null"); null_dev.ok()) {
+    null_fd.Reset(
+        ::openat(null_dev->dir.get(), null_dev->name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  }
   for (const char* path : kMaskedPaths) {
     absl::StatusOr<internal::ResolvedParent> p =
         internal::ResolveParentInRoot(root_fd_.get(), path);
@@ -565,7 +584,7 @@ absl::Status Init::MaskPaths() {
       ParsedMountOptions ro;
       ro.attr_set = MOUNT_ATTR_RDONLY;
       s = internal::MountFilesystem("tmpfs", "tmpfs", ro, fd.get());
-    } else {
+    } else if (null_fd) {
       s = internal::BindMount("/dev/null", null_fd.get(), ParsedMountOptions{}, fd.get());
     }
     KILN_RETURN_IF_ERROR_CTX(s, StrCat("mask ", path));
