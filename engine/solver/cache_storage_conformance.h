@@ -312,7 +312,9 @@ TEST_P(CacheStorageConformance, ConcurrentCommits) {
         u.links.push_back({"root", L(0, 0, "d"), key});
         u.results.push_back({key, {"r" + std::to_string(t), At(i)}});
         EXPECT_TRUE(storage_->Commit(u).ok());
-        if (i % 10 == 9) EXPECT_TRUE(storage_->Release("nothing").ok());
+        if (i % 10 == 9) {
+          EXPECT_TRUE(storage_->Release("nothing").ok());
+        }
       }
     });
   }
