@@ -137,7 +137,7 @@ CgroupSetup CgroupSetup::Detect(std::string parent, std::string root) {
   }
   if (fs.f_type == CGROUP2_SUPER_MAGIC) {
     s.v2_ = true;
-    s.memory_root_ = s.pids_root_ = root;
+    s.v2_root_ = s.memory_root_ = s.pids_root_ = root;
     absl::StatusOr<std::string> controllers = ReadFileToString(StrCat(root, "/cgroup.controllers"));
     bool memory = controllers.ok() && ControllerListed(*controllers, "memory");
     bool pids = controllers.ok() && ControllerListed(*controllers, "pids");
@@ -175,12 +175,13 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> CgroupSetup::Create(const std::string
   std::unique_ptr<RunCgroup> cg(new RunCgroup());
   cg->v2_ = v2_;
   if (v2_) {
-    const std::string& root = memory_root_.empty() ? pids_root_ : memory_root_;
+    const std::string& root = v2_root_;
     std::string parent = StrCat(root, "/", parent_);
     KILN_RETURN_IF_ERROR(MakeDir(parent));
     std::string enable =
         StrCat(limits.memory_bytes ? "+memory " : "", limits.pids_max ? "+pids" : "");
     for (const std::string& dir : {root, parent}) {
+      if (enable.empty()) break;
       KILN_RETURN_IF_ERROR_CTX(WriteCgroupFile(StrCat(dir, "/cgroup.subtree_control"), enable),
                                "enable cgroup controllers");
     }
@@ -215,8 +216,8 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> CgroupSetup::Create(const std::string
 
 absl::Status CgroupSetup::RemoveStale() const {
   absl::Status first;
-  std::vector<std::string> roots = {memory_root_};
-  if (pids_root_ != memory_root_) roots.push_back(pids_root_);
+  std::vector<std::string> roots = {v2_ ? v2_root_ : memory_root_};
+  if (!v2_) roots.push_back(pids_root_);
   for (const std::string& root : roots) {
     if (root.empty()) continue;
     std::string parent = StrCat(root, "/", parent_);

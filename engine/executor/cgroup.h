@@ -65,6 +65,7 @@ class CgroupSetup {
   bool v2() const { return v2_; }
 
   // A new cgroup `id` with `limits` applied.  FailedPrecondition when limits are not supported.
+  // With no limits at all, v2 still makes a (controller-less) cgroup; v1 makes none.
   absl::StatusOr<std::unique_ptr<RunCgroup>> Create(const std::string& id,
                                                     const ResourceLimits& limits) const;
 
@@ -76,7 +77,8 @@ class CgroupSetup {
   bool v2_ = false;
   std::string detail_;
   std::string parent_;
-  std::string memory_root_;  // v1 hierarchy (or the v2 root)
+  std::string v2_root_;      // the unified hierarchy, when it is mounted at the root
+  std::string memory_root_;  // where the memory controller is usable ("" if nowhere)
   std::string pids_root_;
 };
 
