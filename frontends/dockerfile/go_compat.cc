@@ -155,7 +155,8 @@ std::string Quote(std::string_view s) {
       printable = r >= 0x20 && r < 0x7F;
     } else {
       locale_t loc = Utf8Locale();
-      printable = r != 0xAD &&
+      // Go's IsPrint: no spaces but U+0020 (so NBSP is escaped), no soft hyphen.
+      printable = r != 0xAD && !IsSpace(r) &&
                   (loc == static_cast<locale_t>(0) || iswprint_l(static_cast<wint_t>(r), loc) != 0);
     }
     if (printable) {
@@ -453,7 +454,18 @@ std::optional<int64_t> RamInBytes(std::string_view s) {
   return static_cast<int64_t>(v);
 }
 
-int Levenshtein(std::string_view a, std::string_view b) {
+int Levenshtein(std::string_view a_bytes, std::string_view b_bytes) {
+  // Over runes, like github.com/agext/levenshtein.
+  auto runes = [](std::string_view s) {
+    std::vector<char32_t> out;
+    while (!s.empty()) {
+      auto [r, n] = DecodeRune(s);
+      out.push_back(r);
+      s.remove_prefix(n);
+    }
+    return out;
+  };
+  const std::vector<char32_t> a = runes(a_bytes), b = runes(b_bytes);
   std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
   for (size_t i = 1; i <= a.size(); ++i) {
@@ -465,6 +477,23 @@ int Levenshtein(std::string_view a, std::string_view b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+std::string ToUpper(std::string_view s) {
+  std::string out;
+  locale_t loc = Utf8Locale();
+  while (!s.empty()) {
+    auto [r, n] = DecodeRune(s);
+    if (r < 0x80) {
+      out.push_back(static_cast<char>(r >= 'a' && r <= 'z' ? r - 'a' + 'A' : r));
+    } else if ((r == kRuneError && n == 1) || loc == static_cast<locale_t>(0)) {
+      out.append(s.substr(0, n));
+    } else {
+      AppendRune(&out, static_cast<char32_t>(towupper_l(static_cast<wint_t>(r), loc)));
+    }
+    s.remove_prefix(n);
+  }
+  return out;
 }
 
 }  // namespace kiln::frontends::dockerfile::go

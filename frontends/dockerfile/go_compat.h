@@ -41,6 +41,9 @@ std::string Quote(std::string_view s);
 std::string AsciiLower(std::string_view s);
 std::string AsciiUpper(std::string_view s);
 
+// strings.ToUpper (Unicode simple case mapping from the C.UTF-8 locale).
+std::string ToUpper(std::string_view s);
+
 // strconv.ParseBool.
 std::optional<bool> ParseBool(std::string_view s);
 

@@ -29,9 +29,8 @@ std::string WithSuggestion(std::string msg, std::string_view value,
     if (d < min_dist) {
       min_dist = d;
       match = o;
-      if (!case_sensitive) {
-        if (value == go::AsciiUpper(value)) match = go::AsciiUpper(o);
-      }
+      // Go's matchCase: an all-upper-case spelling gets an upper-case suggestion.
+      if (!case_sensitive && value == go::ToUpper(value)) match = go::AsciiUpper(o);
     }
   }
   if (match.empty()) return msg;
@@ -296,7 +295,7 @@ absl::StatusOr<int64_t> ParseOptInterval(const Flags::Flag& flag, std::string_vi
 absl::StatusOr<CommandValue> ParseHealthcheck(const Node& node) {
   if (node.args.empty()) return AtLeastOneArgument("HEALTHCHECK");
   HealthCheckCommand c;
-  std::string type = go::AsciiUpper(node.args[0]);
+  std::string type = go::ToUpper(node.args[0]);
   if (type == "NONE") {
     if (node.args.size() != 1) return Error("HEALTHCHECK NONE takes no arguments");
     c.health.test = {type};
@@ -337,7 +336,7 @@ absl::StatusOr<CommandValue> ParseOnbuild(const Node& node) {
   if (node.args.empty()) return AtLeastOneArgument("ONBUILD");
   Flags flags(node.keyword, node.flags);
   KILN_RETURN_IF_ERROR(flags.Parse());
-  std::string trigger = go::AsciiUpper(go::TrimSpace(node.args[0]));
+  std::string trigger = go::ToUpper(go::TrimSpace(node.args[0]));
   if (trigger == "ONBUILD") return Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
   if (trigger == "MAINTAINER" || trigger == "FROM") {
     return Error(StrCat(trigger, " isn't allowed as an ONBUILD trigger"));

@@ -586,7 +586,10 @@ absl::Status DispatchArgs(std::string_view lower, std::string_view rest,
     node->children.push_back(std::move(child));
     return absl::OkStatus();
   }
-  return absl::OkStatus();  // unknown instruction: reported by the instruction parser
+  // Unknown instruction: reported by the instruction parser.  BuildKit's parseIgnore leaves one
+  // empty argument behind.
+  node->args = {""};
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Node> NewNodeFromLine(std::string_view line, const LineParseContext& ctx,

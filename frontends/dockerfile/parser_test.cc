@@ -93,7 +93,7 @@ TEST(Parser, DumpTable) {
       {"healthcheck none", "FROM x\nHEALTHCHECK NONE\n", "(from \"x\")\n(healthcheck \"NONE\")\n"},
       {"onbuild", "FROM x\nONBUILD RUN echo hi\n", "(from \"x\")\n(onbuild (run \"echo hi\"))\n"},
       {"onbuild json", "FROM x\nONBUILD CMD [\"a\"]\n", "(from \"x\")\n(onbuild (cmd \"a\"))\n"},
-      {"unknown instruction kept", "FROM x\nRUNN echo\n", "(from \"x\")\n(runn)\n"},
+      {"unknown instruction kept", "FROM x\nRUNN echo\n", "(from \"x\")\n(runn \"\")\n"},
       {"comments and blank lines", "# hello\n\nFROM x\n  # indented comment\n\nRUN a\n",
        "(from \"x\")\n(run \"a\")\n"},
       {"continuation", "FROM x\nRUN a \\\n  b \\\n  c\n", "(from \"x\")\n(run \"a   b   c\")\n"},
