@@ -85,6 +85,12 @@ bool IsWhiteoutDevice(const struct stat& st) {
   return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
 }
 
+struct ReadContext {
+  PipeSource* source;
+  absl::Status error;
+  bool at_eof = false;
+};
+
 struct DirTimes {
   Components path;
   struct timespec times[2];
@@ -92,7 +98,13 @@ struct DirTimes {
 
 class Extractor {
  public:
-  Extractor(int root, const ApplyOptions& opts) : root_(root), opts_(opts) {}
+  Extractor(int root, const ApplyOptions& opts, const ReadContext& input)
+      : root_(root), opts_(opts), input_(input) {}
+
+  // The stream ended right after the last entry's data, without tar padding or end-of-archive
+  // blocks.  Go's archive/tar accepts that and umoci 0.4.7 writes such layers; the data itself
+  // is complete (and the digests cover exactly what was sent).
+  bool ended_without_trailer() const { return ended_without_trailer_; }
 
   absl::Status Entry(archive* a, archive_entry* e, ApplyResult& result) {
     const char* raw = archive_entry_pathname(e);
@@ -299,12 +311,18 @@ class Extractor {
     UniqueFd fd(
         ::openat(pfd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) return ErrnoStatus("create");
+    int64_t written = 0;
     for (;;) {
       const void* buf;
       size_t size;
       la_int64_t offset;
       int r = archive_read_data_block(a, &buf, &size, &offset);
       if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN && input_.at_eof && input_.error.ok() &&
+          written == archive_entry_size(e)) {
+        ended_without_trailer_ = true;
+        break;
+      }
       if (r < ARCHIVE_WARN)
         return absl::DataLossError(StrCat("read data: ", archive_error_string(a)));
       const char* p = static_cast<const char*>(buf);
@@ -317,6 +335,7 @@ class Extractor {
         p += w;
         size -= static_cast<size_t>(w);
         offset += w;
+        written = std::max<int64_t>(written, offset);
       }
     }
     if (archive_entry_size_is_set(e) && ::ftruncate(fd.get(), archive_entry_size(e)) != 0) {
@@ -469,16 +488,13 @@ class Extractor {
 
   int root_;
   const ApplyOptions& opts_;
+  const ReadContext& input_;
+  bool ended_without_trailer_ = false;
   UniqueFd parent_fd_;
   std::string parent_path_;
   bool parent_path_valid_ = false;
   std::unordered_set<std::string> written_;
   std::vector<DirTimes> dir_times_;
-};
-
-struct ReadContext {
-  PipeSource* source;
-  absl::Status error;
 };
 
 la_ssize_t ReadCallback(archive* a, void* ctx, const void** buf) {
@@ -489,6 +505,7 @@ la_ssize_t ReadCallback(archive* a, void* ctx, const void** buf) {
     archive_set_error(a, EIO, "layer stream failed");
     return -1;
   }
+  if (next->empty()) c->at_eof = true;
   *buf = next->data();
   return static_cast<la_ssize_t>(next->size());
 }
@@ -507,7 +524,7 @@ absl::Status Extract(int root, PipeSource& source, const ApplyOptions& opts, App
     return absl::InvalidArgumentError(
         StrCat("layer is not a tar archive: ", archive_error_string(a.get())));
   }
-  Extractor x(root, opts);
+  Extractor x(root, opts, ctx);
   for (;;) {
     KILN_RETURN_IF_ERROR(opts.cancel.Check());
     archive_entry* e = nullptr;
@@ -520,6 +537,7 @@ absl::Status Extract(int root, PipeSource& source, const ApplyOptions& opts, App
     KILN_RETURN_IF_ERROR(x.Entry(a.get(), e, result));
     if (!ctx.error.ok()) return ctx.error;
     result.entries++;
+    if (x.ended_without_trailer()) break;
   }
   return x.Finish();
 }

@@ -150,6 +150,16 @@ TEST_F(ApplierTest, CorruptAndMultiMemberStreams) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->diff_id, Digest::Sha256Of(tar2));
   EXPECT_EQ(ReadOrEmpty(root_ + "/b"), "2");
+  // Cut right after the last file's data (no padding, no trailer; umoci 0.4.7 writes these):
+  // accepted.  Cut inside the data: an error, never a silently short file.
+  std::string unpadded = TarBuilder().File("x", "complete").Build().substr(0, 512 + 8);
+  auto cut = Apply(unpadded);
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  EXPECT_EQ(ReadOrEmpty(root_ + "/x"), "complete");
+  EXPECT_EQ(cut->diff_id, Digest::Sha256Of(unpadded));
+  // (The partial file stays: a failed apply's target is discarded by the caller.)
+  EXPECT_EQ(Apply(TarBuilder().File("y", "complete").Build().substr(0, 512 + 4)).status().code(),
+            absl::StatusCode::kDataLoss);
   ApplyOptions opts;
   opts.media_type = "application/vnd.oci.image.layer.v1.tar+encrypted";
   EXPECT_EQ(Apply(tar2, opts).status().code(), absl::StatusCode::kInvalidArgument);
