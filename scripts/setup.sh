@@ -9,7 +9,7 @@ PACKAGES=(
   g++ clang cmake ninja-build pkg-config git ca-certificates
   # libraries
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libabsl-dev
-  libssl-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libdeflate-dev libisal-dev
+  libssl-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libdeflate-dev libisal-dev libseccomp-dev
   libleveldb-dev libsnappy-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # real parts the tests and benchmarks drive

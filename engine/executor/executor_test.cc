@@ -384,6 +384,17 @@ TEST_F(ExecutorTest, InsecureGetsEveryCapability) {
   EXPECT_EQ(CapLine(RunOk(p).out, "CapEff"), CapLine(own, "CapPrm"));
 }
 
+TEST_F(ExecutorTest, SeccompRefusesNamespacesInTheSandboxOnly) {
+  const char* script =
+      "grep Seccomp: /proc/self/status | tr -d '\\t';"
+      "unshare -U -r true 2>/dev/null && echo userns-allowed || echo userns-refused;"
+      "unshare -m true 2>/dev/null && echo mountns-allowed || echo mountns-refused";
+  EXPECT_EQ(RunOk(Sh(script)).out, "Seccomp:2\nuserns-refused\nmountns-refused\n");
+  ProcessSpec insecure = Sh(script);
+  insecure.security = SecurityMode::kInsecure;
+  EXPECT_EQ(RunOk(insecure).out, "Seccomp:0\nuserns-allowed\nmountns-allowed\n");
+}
+
 TEST_F(ExecutorTest, ProcSysDevAreSetUp) {
   RunResult r =
       RunOk(Sh("test -r /proc/self/status && echo proc-ok;"

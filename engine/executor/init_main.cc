@@ -37,6 +37,7 @@
 #include "base/unique_fd.h"
 #include "engine/executor/init_protocol.h"
 #include "engine/executor/mount_util.h"
+#include "engine/executor/seccomp_filter.h"
 #include "engine/executor/user.h"
 
 namespace kiln::engine {
@@ -664,6 +665,14 @@ absl::Status Init::PrepareProcess() {
   }
   if (::chdir(spec_.process.cwd.c_str()) != 0) {
     fail(StrCat("chdir to working directory ", Quote(spec_.process.cwd)));
+  }
+  // Loaded while still root with CAP_SYS_ADMIN (no_new_privs stays off); nothing it refuses is
+  // needed from here to execve.
+  if (sandbox_) {
+    if (int rc = internal::LoadSandboxSeccomp(); rc < 0) {
+      errno = -rc;
+      fail("load the seccomp filter");
+    }
   }
   uint64_t caps = sandbox_ ? (kDefaultCaps & own_caps_) : own_caps_;
   for (int c = 0; c <= cap_last_; ++c) {
