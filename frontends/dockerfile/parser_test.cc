@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "frontends/dockerfile/instructions.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::frontends::dockerfile {
 namespace {
@@ -393,6 +395,69 @@ TEST(Parser, BuildKitTestfiles) {
     ss << in.rdbuf();
     EXPECT_FALSE(Parse(ss.str()).ok()) << entry.path();
   }
+}
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::filesystem::path CorpusDir() {
+  return std::filesystem::path(__FILE__).parent_path() / "testdata" / "parser";
+}
+
+// testdata/parser: BuildKit v0.11.6's view of each Dockerfile, recorded next to it.
+TEST(ParserCorpus, MatchesBuildKit) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CorpusDir())) {
+    if (entry.path().extension() != ".Dockerfile") continue;
+    const std::string base = entry.path().stem().string();
+    SCOPED_TRACE(base);
+    const std::string content = ReadFile(entry.path());
+    absl::StatusOr<ParseResult> r = Parse(content, entry.path().filename().string());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(DumpAll(*r), ReadFile(CorpusDir() / (base + ".dump")));
+
+    nlohmann::json want = nlohmann::json::parse(ReadFile(CorpusDir() / (base + ".buildkit.json")));
+    ASSERT_EQ(want["nodes"].size(), r->nodes.size());
+    for (size_t i = 0; i < r->nodes.size(); ++i) {
+      const Node& n = r->nodes[i];
+      const nlohmann::json& w = want["nodes"][i];
+      SCOPED_TRACE(w["dump"].get<std::string>());
+      EXPECT_EQ(n.start_line, w["start"].get<int>());
+      EXPECT_EQ(n.end_line, w["end"].get<int>());
+      EXPECT_EQ(n.original, w["original"].get<std::string>());
+      ASSERT_EQ(n.heredocs.size(), w["heredocs"].size());
+      for (size_t k = 0; k < n.heredocs.size(); ++k) {
+        const nlohmann::json& h = w["heredocs"][k];
+        EXPECT_EQ(n.heredocs[k].name, h["name"].get<std::string>());
+        EXPECT_EQ(n.heredocs[k].expand, h["expand"].get<bool>());
+        EXPECT_EQ(n.heredocs[k].chomp, h["chomp"].get<bool>());
+        EXPECT_EQ(n.heredocs[k].file_descriptor, h["fd"].get<uint64_t>());
+        EXPECT_EQ(n.heredocs[k].content, h["content"].get<std::string>());
+      }
+    }
+    EXPECT_EQ(std::string(1, r->escape_token), want["escape"].get<std::string>());
+    EXPECT_EQ(static_cast<int>(r->warnings.size()), want["warnings"].get<int>());
+
+    absl::StatusOr<Dockerfile> df = ParseStages(*r);
+    if (want.contains("instr_error")) {
+      EXPECT_FALSE(df.ok());
+      continue;
+    }
+    ASSERT_TRUE(df.ok()) << df.status();
+    std::vector<std::string> stages;
+    for (const Stage& s : df->stages) {
+      stages.push_back(s.name + "|" + s.base_name + "|" + s.platform + "|" +
+                       std::to_string(s.commands.size()));
+    }
+    EXPECT_EQ(stages, want["stages"].get<std::vector<std::string>>());
+    EXPECT_EQ(df->meta_args.size(), want["meta_args"].get<size_t>());
+    ++checked;
+  }
+  EXPECT_GE(checked, 15);
 }
 
 }  // namespace
