@@ -6,6 +6,7 @@
 #include "base/strings.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/stubs/logging.h"
 
 namespace kiln::llb {
 
@@ -23,6 +24,8 @@ std::string SerializeDeterministic(const google::protobuf::MessageLite& message)
 
 absl::StatusOr<ParsedDefinition> ParsedDefinition::Parse(std::string_view definition_bytes) {
   pb::Definition def;
+  // Hostile input must not turn into log lines (protobuf logs each non-UTF-8 map key it meets).
+  google::protobuf::LogSilencer quiet;
   if (!def.ParseFromArray(definition_bytes.data(), static_cast<int>(definition_bytes.size())) ||
       definition_bytes.size() > static_cast<size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError(StrCat("parse LLB definition (", definition_bytes.size(),
@@ -45,6 +48,7 @@ absl::StatusOr<ParsedDefinition> ParsedDefinition::FromProto(pb::Definition def)
       continue;
     }
     ParsedOp op;
+    google::protobuf::LogSilencer quiet;
     if (!op.op.ParseFromString(bytes)) {
       return absl::InvalidArgumentError(
           StrCat("parse LLB op #", i, " (", digest.str(), "): not a valid pb.Op"));
@@ -55,21 +59,36 @@ absl::StatusOr<ParsedDefinition> ParsedDefinition::FromProto(pb::Definition def)
     last = static_cast<int64_t>(pd.ops_.size());
     pd.ops_.push_back(std::move(op));
   }
-  // The terminal: the last element when it has no op body (BuildKit's layout), else the unique
-  // body-less op, else the last element (what BuildKit's solver would use).
-  pd.terminal_ = last;
-  if (last >= 0 && pd.ops_[last].op.op_case() != pb::Op::OP_NOT_SET) {
-    int64_t bodyless = -1;
-    int count = 0;
-    for (size_t i = 0; i < pd.ops_.size(); ++i) {
-      if (pd.ops_[i].op.op_case() == pb::Op::OP_NOT_SET) {
-        bodyless = static_cast<int64_t>(i);
-        ++count;
-      }
-    }
-    if (count == 1) pd.terminal_ = bodyless;
-  }
+  pd.ChooseTerminal(last);
   pd.def_ = std::move(def);
+  return pd;
+}
+
+// The terminal: the last element when it has no op body (BuildKit's layout), else the unique
+// body-less op, else the last element (what BuildKit's solver would use).
+void ParsedDefinition::ChooseTerminal(int64_t last) {
+  terminal_ = last;
+  if (last < 0 || ops_[last].op.op_case() == pb::Op::OP_NOT_SET) return;
+  int64_t bodyless = -1;
+  int count = 0;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (ops_[i].op.op_case() == pb::Op::OP_NOT_SET) {
+      bodyless = static_cast<int64_t>(i);
+      ++count;
+    }
+  }
+  if (count == 1) terminal_ = bodyless;
+}
+
+ParsedDefinition ParsedDefinition::FromTrustedOpsForTest(std::vector<ParsedOp> ops) {
+  ParsedDefinition pd;
+  pd.raw_op_count_ = ops.size();
+  for (ParsedOp& op : ops) {
+    pd.def_.add_def(op.bytes);
+    pd.index_.emplace(op.digest.str(), pd.ops_.size());
+    pd.ops_.push_back(std::move(op));
+  }
+  pd.ChooseTerminal(static_cast<int64_t>(pd.ops_.size()) - 1);
   return pd;
 }
 

@@ -46,6 +46,12 @@ class ParsedDefinition {
   // Same from an already parsed message (ops are still parsed and hashed from def's bytes).
   static absl::StatusOr<ParsedDefinition> FromProto(pb::Definition def);
 
+  // Builds a definition from ops whose digests the caller vouches for, in the given order (the
+  // last one is the terminal candidate as in FromProto).  For tests of graph rules that honest
+  // digests make unreachable (an op's digest covers its inputs' digests, so real bytes cannot
+  // form a cycle); never use it on received data.
+  static ParsedDefinition FromTrustedOpsForTest(std::vector<ParsedOp> ops);
+
   ParsedDefinition(ParsedDefinition&&) = default;
   ParsedDefinition& operator=(ParsedDefinition&&) = default;
 
@@ -81,6 +87,7 @@ class ParsedDefinition {
 
  private:
   ParsedDefinition() = default;
+  void ChooseTerminal(int64_t last);
 
   pb::Definition def_;
   std::vector<ParsedOp> ops_;

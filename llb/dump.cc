@@ -33,6 +33,14 @@ bool AlwaysEmitted(const FieldDescriptor* f) {
   return kFields.count(f->full_name()) > 0;
 }
 
+// The fields that are Go []byte in BuildKit (base64 in JSON).  Every other text field is a Go
+// string, although our schema declares most of them `bytes` (see ops.proto).
+bool IsGoBytes(const FieldDescriptor* f) {
+  static const std::set<std::string, std::less<>> kFields = {
+      "pb.Definition.def", "pb.FileActionMkFile.data", "pb.SourceInfo.data"};
+  return kFields.count(f->full_name()) > 0;
+}
+
 // Go names a oneof's interface field after the oneof, capitalized ("op" -> "Op").
 std::string OneofKey(const OneofDescriptor* o) {
   std::string name = o->name();
@@ -68,7 +76,7 @@ void AppendScalar(const Message& m, const FieldDescriptor* f, int index, std::st
       std::string scratch;
       const std::string& s = rep ? r->GetRepeatedStringReference(m, f, index, &scratch)
                                  : r->GetStringReference(m, f, &scratch);
-      if (f->type() == FieldDescriptor::TYPE_BYTES) {
+      if (IsGoBytes(f)) {
         std::string b64;
         absl::Base64Escape(absl::string_view(s.data(), s.size()), &b64);
         out->append(GoJsonQuote(b64));

@@ -232,6 +232,7 @@ class FileOp : public Vertex {
 
   std::vector<std::shared_ptr<const Output>> Inputs() const override {
     std::vector<std::shared_ptr<const Output>> outs;
+    if (!action_) return outs;
     ActionCollector collector(
         [&outs](const std::shared_ptr<const Output>& o) -> absl::StatusOr<int64_t> {
           outs.push_back(o);
