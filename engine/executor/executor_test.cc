@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/cancel.h"
 #include "base/fs.h"
@@ -489,6 +490,30 @@ TEST_F(ExecutorTest, RootfsLowerdirUnchangedAndStubsRemoved) {
   EXPECT_NE(::lstat(StrCat(upper_, "/deep").c_str(), &st), 0);
 }
 
+TEST_F(ExecutorTest, OverlayWithManyLongLowerdirs) {
+  // More than fsconfig's 255-byte value limit: the layers are passed one by one.
+  std::vector<std::string> lowers;
+  for (int i = 0; i < 6; ++i) {
+    std::string dir = StrCat(tmp_.path(), "/a-rather-long-directory-name-for-layer-number-", i,
+                             "-of-an-image/fs");
+    ASSERT_TRUE(MakeDirs(StrCat(dir, "/layers")).ok());
+    ASSERT_TRUE(WriteFileAtomic(StrCat(dir, "/layers/", i), StrCat(i)).ok());
+    lowers.push_back(dir);
+  }
+  lowers.push_back(busybox_->path());
+  std::string lowerdir = StrCat("lowerdir=", absl::StrJoin(lowers, ":"));
+  ASSERT_GT(lowerdir.size(), 300u);
+  std::vector<MountSpec> mounts = {
+      {"overlay",
+       "overlay",
+       "/",
+       {lowerdir, StrCat("upperdir=", upper_), StrCat("workdir=", work_)}}};
+  CollectSink sink;
+  absl::Status st = executor_->Run(mounts, Sh("ls /layers | tr '\\n' ' '"), sink, CancelToken());
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ(sink.out(), "0 1 2 3 4 5 ");
+}
+
 TEST_F(ExecutorTest, RlimitsApply) {
   ProcessSpec p = Sh("ulimit -n");
   p.rlimits = {{"nofile", 123, 456}};
@@ -637,6 +662,21 @@ TEST_F(ExecutorTest, ReadOnlyRootWithoutMountPoints) {
   EXPECT_EQ(sink.out(), "root:x:0:\nno-proc\nread-only\n");
   struct stat sb;
   EXPECT_NE(::stat(StrCat(busybox_->path(), "/proc").c_str(), &sb), 0);
+}
+
+TEST_F(ExecutorTest, MissingInitBinaryIsReported) {
+  std::string init = StrCat(tmp_.path(), "/kiln-init");
+  ASSERT_TRUE(WriteFileAtomic(init, *ReadFileToString(KILN_TEST_INIT_PATH), 0755).ok());
+  LinuxExecutorOptions options = options_;
+  options.init_path = init;
+  auto executor = NewLinuxExecutor(options);
+  ASSERT_TRUE(executor.ok());
+  ASSERT_EQ(::unlink(init.c_str()), 0);
+  CollectSink sink;
+  absl::Status st = (*executor)->Run({RootOverlay()}, Sh("true"), sink, CancelToken());
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("exec kiln-init: errno 2"));
+  EXPECT_THAT(ListDir(options_.state_dir), ::testing::IsEmpty());
 }
 
 TEST_F(ExecutorTest, RejectsBadSpecs) {

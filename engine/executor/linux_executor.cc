@@ -101,9 +101,20 @@ struct ChildFds {
   ::close_range(5, ~0U, 0);
   char* const envp[] = {nullptr};
   ::execve(path, argv, envp);
-  static const char kMsg[] =
-      "{\"kind\":\"error\",\"value\":9,\"message\":\"exec kiln-init failed\"}\n";
-  ::send(internal::kInitReportFd, kMsg, sizeof(kMsg) - 1, MSG_NOSIGNAL);
+  // A report by hand: no allocation, no stdio.  The parent turns the errno into words.
+  int err = errno;
+  char msg[160] = "{\"kind\":\"error\",\"value\":9,\"message\":\"exec kiln-init: errno ";
+  size_t len = 0;
+  while (msg[len] != '\0') ++len;
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + err % 10);
+    err /= 10;
+  } while (err > 0 && n < 11);
+  while (n > 0) msg[len++] = digits[--n];
+  for (const char* tail = "\"}\n"; *tail != '\0'; ++tail) msg[len++] = *tail;
+  ::send(internal::kInitReportFd, msg, len, MSG_NOSIGNAL);
   ::_exit(127);
 }
 
