@@ -194,7 +194,8 @@ class Handler(socketserver.StreamRequestHandler):
             path = target.split("?", 1)[0]
             n, rule = st.decide(method, path)
             action = rule.action if rule else "forward"
-            entry = {"n": n, "method": method, "path": path, "action": action}
+            entry = {"n": n, "t": round(time.time(), 3), "method": method, "path": path,
+                     "action": action}
             try:
                 if action == "drop_mid_body":
                     n_body = int(header(headers, "Content-Length") or "0")
