@@ -597,6 +597,29 @@ absl::Status ExpandContents(SourcesAndDest* files, const WordExpander& expander)
   return absl::OkStatus();
 }
 
+// BuildKit's StageNameCasing and FromAsCasing lint rules.
+void AddFromCasingWarnings(const Node& node, const SourceRange& location,
+                           std::vector<Warning>* warnings) {
+  const std::vector<std::string>& args = node.args;
+  if (args.size() == 3 && args[2] != go::AsciiLower(args[2])) {
+    warnings->push_back(
+        Warning{"StageNameCasing", StrCat("Stage name '", args[2], "' should be lowercase"), "",
+                "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/", location});
+  }
+  if (args.size() < 3) return;
+  const bool from_lower = node.keyword == go::AsciiLower(node.keyword);
+  const bool from_upper = node.keyword == go::AsciiUpper(node.keyword);
+  if (!from_lower && !from_upper) return;
+  const bool matches =
+      from_lower ? args[1] == go::AsciiLower(args[1]) : args[1] == go::AsciiUpper(args[1]);
+  if (!matches) {
+    warnings->push_back(
+        Warning{"FromAsCasing",
+                StrCat("'", args[1], "' and '", node.keyword, "' keywords' casing do not match"),
+                "", "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", location});
+  }
+}
+
 }  // namespace
 
 std::string_view MountTypeName(MountType t) {
@@ -817,19 +840,27 @@ absl::StatusOr<Dockerfile> ParseStages(const ParseResult& ast) {
       if (!stage.name.empty()) {
         if (stage.name == "scratch" || stage.name == "context") {
           df.warnings.push_back(Warning{
+              "ReservedStageName",
               StrCat("Stage name should not use the same name as reserved stage ",
                      go::Quote(stage.name)),
               "", "https://docs.docker.com/go/dockerfile/rule/reserved-stage-name/", location});
         }
         if (!first_stage_line.emplace(stage.name, location.start_line).second) {
           df.warnings.push_back(Warning{
+              "DuplicateStageName",
               StrCat("Duplicate stage name ", go::Quote(stage.name),
                      ", stage names should be unique"),
               "", "https://docs.docker.com/go/dockerfile/rule/duplicate-stage-name/", location});
         }
       }
+      AddFromCasingWarnings(node, location, &df.warnings);
       df.stages.push_back(std::move(stage));
       continue;
+    }
+    if (lower == "maintainer") {
+      df.warnings.push_back(Warning{
+          "MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label",
+          "", "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/", location});
     }
     KILN_ASSIGN_OR_RETURN(Command cmd, ParseCommand(node, ast.file));
     if (df.stages.empty()) {

@@ -262,8 +262,10 @@ absl::StatusOr<Command> ParseCommand(const Node& node, std::string_view file);
 absl::StatusOr<Stage> ParseStage(const Node& node, std::string_view file);
 
 // Splits a parsed file into stages (BuildKit's instructions.Parse): ARGs before the first FROM
-// become meta args; any other instruction before it is an error.  Also warns (not errors, as
-// BuildKit) about duplicate stage names and reserved names ("scratch", "context").
+// become meta args; any other instruction before it is an error.  Also adds the warnings of
+// BuildKit's lint rules that need no build context (warnings, not errors, as in BuildKit):
+// DuplicateStageName, ReservedStageName ("scratch", "context"), StageNameCasing,
+// FromAsCasing, MaintainerDeprecated.
 absl::StatusOr<Dockerfile> ParseStages(const ParseResult& ast);
 
 // Parse + ParseStages.

@@ -67,17 +67,30 @@ TEST(Instructions, StagesAndMetaArgs) {
   EXPECT_EQ(FindStage(df.stages, "BUILDER"), 0);
   EXPECT_EQ(FindStage(df.stages, "nope"), -1);
   ASSERT_EQ(df.directives.size(), 1u);
-  EXPECT_TRUE(df.warnings.empty());
+  ASSERT_EQ(df.warnings.size(), 1u);
+  EXPECT_EQ(df.warnings[0].rule, "StageNameCasing");
+  EXPECT_EQ(df.warnings[0].short_message, "Stage name 'Builder' should be lowercase");
+  EXPECT_EQ(df.warnings[0].location.start_line, 6);
 }
 
-TEST(Instructions, StageNameWarnings) {
-  Dockerfile df = MustParse("FROM a AS x\nFROM b AS X\nFROM c AS scratch\n");
-  ASSERT_EQ(df.warnings.size(), 2u);
-  EXPECT_EQ(df.warnings[0].short_message,
-            "Duplicate stage name \"x\", stage names should be unique");
-  EXPECT_EQ(df.warnings[0].location.start_line, 2);
-  EXPECT_EQ(df.warnings[1].short_message,
-            "Stage name should not use the same name as reserved stage \"scratch\"");
+TEST(Instructions, LintWarnings) {
+  Dockerfile df = MustParse(
+      "FROM a AS x\nFROM b AS x\nFROM c AS scratch\nfrom d AS e\nFROM f as g\nFrom h AS i\n"
+      "MAINTAINER me\n");
+  std::vector<std::string> got;
+  for (const Warning& w : df.warnings) {
+    got.push_back(w.rule + ":" + std::to_string(w.location.start_line) + ":" + w.short_message);
+  }
+  EXPECT_EQ(got,
+            (std::vector<std::string>{
+                "DuplicateStageName:2:Duplicate stage name \"x\", stage names should be unique",
+                "ReservedStageName:3:Stage name should not use the same name as reserved stage "
+                "\"scratch\"",
+                "FromAsCasing:4:'AS' and 'from' keywords' casing do not match",
+                "FromAsCasing:5:'as' and 'FROM' keywords' casing do not match",
+                "MaintainerDeprecated:7:Maintainer instruction is deprecated in favor of using "
+                "label",
+            }));
 }
 
 TEST(Instructions, Run) {

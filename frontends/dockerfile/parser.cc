@@ -793,7 +793,7 @@ absl::StatusOr<ParseResult> Parse(std::string_view content, std::string_view fil
 
     if (has_empty_continuation) {
       result.warnings.push_back(
-          Warning{StrCat("Empty continuation line found in: ", line),
+          Warning{"NoEmptyContinuation", StrCat("Empty continuation line found in: ", line),
                   "Empty continuation lines will become errors in a future release",
                   "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
                   LineRange(file, current_line, current_line)});

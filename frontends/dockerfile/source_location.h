@@ -42,6 +42,7 @@ std::optional<SourceRange> GetSourceRange(const absl::Status& status);
 
 // A non-fatal finding (BuildKit's parser warnings and lint-like notes).
 struct Warning {
+  std::string rule;           // BuildKit's lint rule name, e.g. "NoEmptyContinuation"
   std::string short_message;  // one line, e.g. "Empty continuation line found in: RUN a b"
   std::string detail;         // longer explanation, may be empty
   std::string url;            // documentation link, may be empty
