@@ -13,6 +13,10 @@
 // A pattern also matches every path below a directory it matches ("a" matches "a/b/c").
 // Patterns are compiled once; matching a path is linear in (pattern length x path length).
 //
+// moby matches a compiled regexp; a few regexp-isms are not reproduced: `\` before a letter or
+// digit is a plain escape here (moby: a regexp class such as `\d`), '*' and '?' inside
+// brackets are literal (moby rewrites them), and `[[:alpha:]]` is a plain class.
+//
 // Thread-safety: all types are immutable after creation and safe to share between threads.
 #pragma once
 
