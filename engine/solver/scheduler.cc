@@ -307,11 +307,10 @@ absl::StatusOr<VertexState*> Scheduler::LoadGraph(JobState* job,
     std::shared_ptr<const Vertex> v = std::move(stack.back().vertex);
     stack.pop_back();
     open.erase(raw);
-    VertexState* st = GetOrCreateState(job, v, job->ignore_cache || v->options.ignore_cache);
-    if (st->inputs.size() != v->inputs.size()) {
-      st->inputs.clear();
-      for (const Edge& in : v->inputs) st->inputs.push_back({loaded.at(in.vertex.get()), in.index});
-    }
+    std::vector<InputRef> inputs;
+    for (const Edge& in : v->inputs) inputs.push_back({loaded.at(in.vertex.get()), in.index});
+    VertexState* st =
+        GetOrCreateState(job, v, job->ignore_cache || v->options.ignore_cache, std::move(inputs));
     loaded[raw] = st;
     closure->insert(st);
     st->orphaned = false;
@@ -324,15 +323,26 @@ absl::StatusOr<VertexState*> Scheduler::LoadGraph(JobState* job,
 }
 
 VertexState* Scheduler::GetOrCreateState(JobState* job, const std::shared_ptr<const Vertex>& v,
-                                         bool ignore_cache) {
+                                         bool ignore_cache, std::vector<InputRef> inputs) {
+  // Vertices are shared by digest, except that a no-cache vertex, and everything built on one,
+  // is its own state: sharing it with a cached twin another job loaded would skip the re-run.
   std::string key = v->digest.str();
-  if (ignore_cache) key += kNoCacheMarker;
+  bool plain = !ignore_cache;
+  for (const InputRef& in : inputs) {
+    plain = plain && in.state->state_key == in.state->vertex->digest.str();
+  }
+  if (!plain) {
+    std::string variant = ignore_cache ? "no-cache" : "";
+    for (const InputRef& in : inputs) StrAppend(&variant, "\n", in.state->state_key);
+    StrAppend(&key, kNoCacheMarker, Digest::Sha256Of(variant).hex().substr(0, 16));
+  }
   auto it = states_.find(key);
   if (it != states_.end()) return it->second.get();
   auto st = std::make_unique<VertexState>();
   st->state_key = key;
   st->vertex = v;
   st->ignore_cache = ignore_cache;
+  st->inputs = std::move(inputs);
   st->resolver = job->resolver;
   st->status.digest = v->digest;
   st->status.name = v->name;

@@ -75,7 +75,7 @@ struct InputRef {
 struct VertexState : Waiter {
   VertexState() : Waiter(false) {}
 
-  std::string state_key;  // digest, plus a marker for no-cache
+  std::string state_key;  // the digest, or a variant of it for no-cache vertices and dependents
   std::shared_ptr<const Vertex> vertex;
   bool ignore_cache = false;
   std::vector<InputRef> inputs;
@@ -160,7 +160,7 @@ class Scheduler {
   absl::StatusOr<VertexState*> LoadGraph(JobState* job, const std::shared_ptr<const Vertex>& root,
                                          std::set<VertexState*>* closure);
   VertexState* GetOrCreateState(JobState* job, const std::shared_ptr<const Vertex>& v,
-                                bool ignore_cache);
+                                bool ignore_cache, std::vector<InputRef> inputs);
   void StartRequest(const std::shared_ptr<BuildRequest>& req);
   void CheckRequest(BuildRequest* req);
   void FinishRequest(BuildRequest* req, absl::Status status, ResultRef result);

@@ -1,5 +1,7 @@
 #include "engine/solver/solver.h"
 
+#include <cstdio>
+#include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -626,6 +628,117 @@ TEST_F(SolverTest, NoCacheVertexRerunsWhileDependentsMatchItsKey) {
   EXPECT_EQ(counters_.Execs("d"), 1);
   EXPECT_EQ(counters_.Execs("a"), 1);
   EXPECT_EQ(counters_.Execs("c"), 1);
+}
+
+TEST_F(SolverTest, NoCacheVertexIsNotSharedWithACachedTwinOfAnotherJob) {
+  Diamond g = MakeDiamond();
+  auto job1 = NewJob();  // stays alive, holding every vertex of the cached graph
+  ASSERT_TRUE(solver_->Build(*job1, E(g.d), CancelToken()).ok());
+  VertexOptions no_cache;
+  no_cache.ignore_cache = true;
+  auto b = MakeVertex("b", Def("b"), {E(g.a)}, no_cache);
+  auto d = MakeVertex("d", Def("d"), {E(b), E(g.c)});
+  ASSERT_EQ(d->digest, g.d->digest);
+  auto v = BuildValue(E(d));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(counters_.Execs("b"), 2);
+  EXPECT_EQ(counters_.Execs("d"), 1);
+  EXPECT_EQ(counters_.Execs("a"), 1);
+}
+
+// A worker whose first loads fail for a reason other than NotFound.
+class FlakyLoader : public ResultLoader {
+ public:
+  FlakyLoader(std::shared_ptr<TestWorker> worker, int failures)
+      : worker_(std::move(worker)), failures_(failures) {}
+  absl::StatusOr<ResultRef> Load(const std::string& id, const CancelToken& cancel) override {
+    if (failures_.fetch_sub(1) > 0) return absl::UnavailableError("snapshotter busy");
+    return worker_->Load(id, cancel);
+  }
+
+ private:
+  std::shared_ptr<TestWorker> worker_;
+  std::atomic<int> failures_;
+};
+
+TEST_F(SolverTest, LoadErrorIsAMissAndKeepsTheRecord) {
+  Diamond g = MakeDiamond();
+  ASSERT_TRUE(BuildValue(E(g.d)).ok());
+  {
+    Solver flaky(storage_, std::make_shared<FlakyLoader>(worker_, 1), SolverOptions{2, 2});
+    JobOptions o;
+    o.resolver = MakeResolver(worker_.get(), &counters_);
+    auto job = flaky.NewJob(std::move(o));
+    auto r = flaky.Build(*job, E(g.d), CancelToken());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(ValueOf(*r), "d(b(a()),c(a()))");
+  }
+  // d could not be loaded, so it ran again on its inputs, which loaded fine.
+  EXPECT_EQ(counters_.Execs("d"), 2);
+  EXPECT_EQ(counters_.Execs("b"), 1);
+  EXPECT_EQ(counters_.Execs("c"), 1);
+  // The record was not dropped: a transient failure is not data loss.
+  auto list = ListCachedResults(*storage_);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 4u);
+}
+
+TEST_F(SolverTest, ContentChecksumErrorNamesVertex) {
+  auto l = MakeVertex("l", Def("src"));
+  TestOpDef cd = Def("copy");
+  cd.content_inputs = {true};
+  cd.content_fails = true;
+  auto copy = MakeVertex("[3/3] COPY . /app", cd, {E(l)});
+  auto r = BuildValue(E(copy));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("`[3/3] COPY . /app`"), std::string_view::npos) << r.status();
+  EXPECT_EQ(counters_.Execs("[3/3] COPY . /app"), 0);
+}
+
+TEST_F(SolverTest, ResolverErrorNamesVertex) {
+  auto v = std::make_shared<Vertex>();
+  v->name = "[1/1] UNKNOWN";
+  v->digest = Digest::Sha256Of("unknown");
+  v->sys = 42;  // not a test op
+  auto r = BuildValue(E(v));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("`[1/1] UNKNOWN`"), std::string_view::npos) << r.status();
+}
+
+std::string ReadBack(std::FILE* f) {
+  std::rewind(f);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+TEST_F(SolverTest, PlainProgressOfRealBuilds) {
+  Diamond g = MakeDiamond();
+  std::FILE* f1 = std::tmpfile();
+  ASSERT_TRUE(BuildValue(E(g.d), nullptr, std::make_shared<PlainProgressPrinter>(f1)).ok());
+  std::string first = ReadBack(f1);
+  for (const char* name : {"a", "b", "c", "d"}) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(first, m, std::regex(StrCat("#([0-9]+) ", name, "\n")))) << first;
+    std::string n = m[1];
+    EXPECT_TRUE(std::regex_search(first, std::regex("#" + n + " DONE [0-9]+\\.[0-9]s\n"))) << first;
+  }
+  EXPECT_NE(first.find(" exec d\n"), std::string::npos) << first;
+
+  std::FILE* f2 = std::tmpfile();
+  ASSERT_TRUE(BuildValue(E(g.d), nullptr, std::make_shared<PlainProgressPrinter>(f2)).ok());
+  std::string second = ReadBack(f2);
+  for (const char* name : {"a", "b", "c", "d"}) {
+    EXPECT_TRUE(
+        std::regex_search(second, std::regex(StrCat("#([0-9]+) ", name, "\n#\\1 CACHED\n"))))
+        << second;
+  }
+  EXPECT_EQ(second.find("DONE"), std::string::npos) << second;
 }
 
 TEST_F(SolverTest, SessionValuesReachOps) {

@@ -150,6 +150,7 @@ struct TestOpDef {
   std::string cache_definition;
   bool uncacheable = false;            // like a local source read through a session
   std::vector<bool> content_inputs;    // per input: add a content key (sha256 of the value)
+  bool content_fails = false;          // content checksums fail
   std::vector<std::string> selectors;  // per input
   std::vector<std::string> alt_definitions;
   int outputs = 1;
@@ -211,10 +212,12 @@ class TestOp : public Op {
       if (i < def_->content_inputs.size() && def_->content_inputs[i]) {
         TestCounters* counters = counters_;
         std::string name = name_;
-        cm.deps[i].content = [counters, name](const ResultRef& in,
-                                              const OpContext&) -> absl::StatusOr<Digest> {
+        bool fails = def_->content_fails;
+        cm.deps[i].content = [counters, name, fails](const ResultRef& in,
+                                                     const OpContext&) -> absl::StatusOr<Digest> {
           std::lock_guard<std::mutex> lock(counters->mu);
           counters->content_digests[name]++;
+          if (fails) return absl::DataLossError("checksum of the source failed");
           return Digest::Sha256Of(ValueOf(in));
         };
       }
