@@ -361,6 +361,9 @@ absl::StatusOr<CompiledPattern> CompiledPattern::Compile(std::string_view cleane
     } else if (ch == ']') {
       add_literal("]");
       kind = Kind::kGlob;
+    } else if (ch == '|') {
+      // Left unescaped by moby: a regexp alternation once the pattern is a regexp.
+      tokens.push_back(Token{Op::kAlternate, {}, {}, false});
     } else if (ch == '^') {
       // moby passes '^' to the regexp unescaped, where it anchors at the start of the path.
       tokens.push_back(Token{Op::kAnchor, {}, {}, false});
@@ -393,12 +396,29 @@ bool CompiledPattern::Match(std::string_view path) const {
   return false;
 }
 
-// Simulates the anchored regexp moby builds, as a set of reachable positions per token.
 bool CompiledPattern::MatchTokens(std::string_view path) const {
+  // "^A|B|C$" searched anywhere: A anchored at the start, C at the end, B nowhere.
+  size_t begin = 0;
+  bool first = true;
+  for (size_t i = 0; i <= tokens_.size(); ++i) {
+    if (i < tokens_.size() && tokens_[i].op != Op::kAlternate) continue;
+    const bool last = i == tokens_.size();
+    if (MatchAlternative(path, begin, i, first, last)) return true;
+    first = false;
+    begin = i + 1;
+  }
+  return false;
+}
+
+// Simulates one alternative of the regexp moby builds, as a set of reachable positions per
+// token.
+bool CompiledPattern::MatchAlternative(std::string_view path, size_t begin, size_t end,
+                                       bool anchored_start, bool anchored_end) const {
   const size_t n = path.size();
-  std::vector<uint8_t> cur(n + 1, 0), next(n + 1, 0);
+  std::vector<uint8_t> cur(n + 1, anchored_start ? 0 : 1), next(n + 1, 0);
   cur[0] = 1;
-  for (const Token& t : tokens_) {
+  for (size_t ti = begin; ti < end; ++ti) {
+    const Token& t = tokens_[ti];
     std::fill(next.begin(), next.end(), 0);
     bool any = false;
     switch (t.op) {
@@ -456,11 +476,14 @@ bool CompiledPattern::MatchTokens(std::string_view path) const {
       case Op::kAnchor:
         if (cur[0]) next[0] = any = true;
         break;
+      case Op::kAlternate:
+        break;  // never inside an alternative
     }
     if (!any) return false;
     std::swap(cur, next);
   }
-  return cur[n] != 0;
+  if (anchored_end) return cur[n] != 0;
+  return std::find(cur.begin(), cur.end(), 1) != cur.end();
 }
 
 absl::StatusOr<PatternMatcher> PatternMatcher::Create(const std::vector<std::string>& patterns) {

@@ -13,8 +13,11 @@
 // A pattern also matches every path below a directory it matches ("a" matches "a/b/c").
 // Patterns are compiled once; matching a path is linear in (pattern length x path length).
 //
-// moby matches a compiled regexp; a few regexp-isms are not reproduced: `\` before a letter or
-// digit is a plain escape here (moby: a regexp class such as `\d`), '*' and '?' inside
+// moby matches a compiled regexp and, by an oversight in its escaping, leaves '|', '{' and '}'
+// unescaped: in a pattern with wildcards '|' separates regexp alternatives, each anchored only
+// on its outer side ("*.go|x" matches anything containing "x").  That is reproduced; '{m,n}'
+// repetition is not (braces are literal here).  Other regexp-isms not reproduced: `\` before a
+// letter or digit is a plain escape here (moby: a regexp class such as `\d`), '*' and '?' inside
 // brackets are literal (moby rewrites them), and `[[:alpha:]]` is a plain class.
 //
 // Thread-safety: all types are immutable after creation and safe to share between threads.
@@ -61,7 +64,16 @@ class CompiledPattern {
  private:
   friend class PatternMatcher;
   enum class Kind { kExact, kPrefix, kSuffix, kGlob };
-  enum class Op { kLiteral, kStar, kAnyChar, kClass, kDirPrefix, kAnySequence, kAnchor };
+  enum class Op {
+    kLiteral,
+    kStar,
+    kAnyChar,
+    kClass,
+    kDirPrefix,
+    kAnySequence,
+    kAnchor,
+    kAlternate
+  };
   struct Range {
     char32_t lo, hi;
   };
@@ -73,6 +85,8 @@ class CompiledPattern {
   };
   static absl::StatusOr<CompiledPattern> Compile(std::string_view cleaned, bool exclusion);
   bool MatchTokens(std::string_view path) const;
+  bool MatchAlternative(std::string_view path, size_t begin, size_t end, bool anchored_start,
+                        bool anchored_end) const;
 
   std::string text_;
   bool exclusion_ = false;

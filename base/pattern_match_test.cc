@@ -224,6 +224,14 @@ TEST(PatternMatcher, SinglePatternTable) {
       {"a*", "a\nb", true},
       {"a/**", "a/\nb", true},
       {"a/**/*.go", "a/x\ny/z.go", false},
+      // '|' is a regexp alternation in moby once the pattern has a wildcard.
+      {"*.go|vendor", "main.go", true},
+      {"*.go|vendor", "a/vendor/b", true},
+      {"*.go|vendor", "main.rs", false},
+      {"a|b", "a|b", true},
+      {"a|b", "a", false},
+      {"x*|", "anything", true},
+      {"a.{js,ts}", "a.{js,ts}", true},
   };
   for (const Case& c : cases) {
     absl::StatusOr<PatternMatcher> pm = PatternMatcher::Create({c.pattern});
