@@ -147,6 +147,24 @@ TEST_F(HelperTest, ConfigUsesCredHelpersThenStoreThenAuths) {
             std::string::npos);
 }
 
+TEST_F(HelperTest, HelperThatIgnoresStdinDoesNotKillTheCaller) {
+  // Exits before reading: writing the server URL must not raise SIGPIPE in this process.
+  Write("docker-credential-rude", "#!/bin/sh\nexec 0<&-\nexit 1\n");
+  auto runner = NewExecHelperRunner(dir_.path());
+  for (int i = 0; i < 20; ++i) {
+    auto out = runner->Get("rude", std::string(1 << 16, 'x'));
+    EXPECT_FALSE(out.ok());
+  }
+}
+
+TEST_F(HelperTest, DockerHubUnderEitherKey) {
+  auto config =
+      ParseDockerConfig(R"({"auths": {"docker.io": {"username": "short", "password": "form"}}})");
+  ASSERT_TRUE(config.ok());
+  DockerConfigCredentials creds(*config, nullptr);
+  EXPECT_EQ(creds.Lookup("docker.io")->username, "short");
+}
+
 TEST_F(HelperTest, MissingHelperAndBadNames) {
   auto runner = NewExecHelperRunner(dir_.path());
   EXPECT_TRUE(absl::IsNotFound(runner->Get("absent", "x").status()));

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,8 +102,15 @@ class ExecHelperRunner : public CredentialHelperRunner {
     }
     const std::string program = StrCat("docker-credential-", helper);
     const std::string what = StrCat("run credential helper ", Quote(program));
+    // stdin is a socket pair rather than a pipe so that writing to a helper that already
+    // exited gives EPIPE (MSG_NOSIGNAL) instead of a SIGPIPE that would kill the daemon.
     UniqueFd in_r, in_w, out_r, out_w;
-    KILN_RETURN_IF_ERROR_CTX(MakePipe(&in_r, &in_w), what);
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return ErrnoStatus(StrCat(what, ": socketpair"));
+    }
+    in_r.Reset(sv[0]);
+    in_w.Reset(sv[1]);
     KILN_RETURN_IF_ERROR_CTX(MakePipe(&out_r, &out_w), what);
 
     posix_spawn_file_actions_t actions;
@@ -125,7 +133,7 @@ class ExecHelperRunner : public CredentialHelperRunner {
 
     // The server URL is tiny: one write fits in the pipe buffer.
     std::string input(server_url);
-    if (::write(in_w.get(), input.data(), input.size()) < 0 && errno != EPIPE) {
+    if (::send(in_w.get(), input.data(), input.size(), MSG_NOSIGNAL) < 0 && errno != EPIPE) {
       return ErrnoStatus(StrCat(what, ": write stdin"));
     }
     in_w.Reset();
@@ -319,15 +327,20 @@ absl::StatusOr<Credential> DockerConfigCredentials::FromHelper(const std::string
 }
 
 absl::StatusOr<Credential> DockerConfigCredentials::Lookup(std::string_view host) {
-  const std::string key = NormalizedLookupHost(host);
-  if (auto it = config_.cred_helpers.find(key); it != config_.cred_helpers.end()) {
-    return FromHelper(it->second, host);
+  // Docker Hub is stored under its legacy name, but a hand-written "docker.io" works too.
+  const std::vector<std::string> keys = {NormalizedLookupHost(host), std::string(host)};
+  for (const std::string& key : keys) {
+    if (auto it = config_.cred_helpers.find(key); it != config_.cred_helpers.end()) {
+      return FromHelper(it->second, host);
+    }
   }
   if (!config_.creds_store.empty()) {
     KILN_ASSIGN_OR_RETURN(Credential c, FromHelper(config_.creds_store, host));
     if (!c.empty()) return c;
   }
-  if (auto it = config_.auths.find(key); it != config_.auths.end()) return it->second;
+  for (const std::string& key : keys) {
+    if (auto it = config_.auths.find(key); it != config_.auths.end()) return it->second;
+  }
   return Credential();
 }
 

@@ -49,6 +49,13 @@ absl::StatusOr<bool> BlobExists(Session& s, const std::string& repo, const Diges
 
 enum class BlobOutcome { kSkipped, kMounted, kUploaded };
 
+// The PATCH size to use with `host` when `wanted` is configured (0: no chunks).  GHCR refuses
+// PATCH bodies above 4 MiB, so its chunks are capped there; a single streamed PUT is fine.
+inline uint64_t EffectiveChunkSize(std::string_view host, uint64_t wanted) {
+  constexpr uint64_t kGhcrMaxChunk = 4 << 20;
+  return host == "ghcr.io" && wanted > kGhcrMaxChunk ? kGhcrMaxChunk : wanted;
+}
+
 struct UploadSettings {
   uint64_t chunk_size = 0;  // 0: one streamed PUT
 };

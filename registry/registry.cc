@@ -23,7 +23,6 @@ using internal::Session;
 
 namespace {
 
-constexpr uint64_t kGhcrMaxChunk = 4 << 20;
 constexpr size_t kMaxKnownLocations = 100000;
 constexpr int kMaxIndexDepth = 4;
 constexpr size_t kMaxMountSources = 4;
@@ -52,8 +51,6 @@ std::string TagOrDigest(const ImageReference& ref) {
   if (ref.digest) return ref.digest->str();
   return ref.tag.empty() ? "latest" : ref.tag;
 }
-
-std::string RepoName(const ImageReference& ref) { return StrCat(ref.domain, "/", ref.path); }
 
 // Completion of one in-flight transfer, waited for by duplicates.
 struct Flight {
@@ -255,8 +252,8 @@ struct Registry::Impl {
     return std::make_unique<Session>(env, ep, std::move(cred), call);
   }
 
-  uint64_t ChunkSizeFor(const std::string& host, uint64_t wanted) const {
-    return host == "ghcr.io" && (wanted == 0 || wanted > kGhcrMaxChunk) ? kGhcrMaxChunk : wanted;
+  static uint64_t ChunkSizeFor(const std::string& host, uint64_t wanted) {
+    return internal::EffectiveChunkSize(host, wanted);
   }
 
   // Runs `fn` against each pull endpoint of `host` until one succeeds; cancellation stops at
@@ -424,6 +421,28 @@ struct Registry::Impl {
         StrCat("resolve ", Quote(ref.String()), ": indexes nested too deep"));
   }
 
+  // Downloads into `writer` from the first pull endpoint that serves the blob.  `take_slot`
+  // is false when the caller already holds a transfer slot of this registry (a Copy's upload
+  // reading from its download), which must not wait for a second one.
+  absl::Status PullInto(const ImageReference& repo, const oci::Descriptor& desc, BlobWriter& writer,
+                        const CallOptions& call, bool take_slot) {
+    absl::StatusOr<bool> r = OnPullEndpoints<bool>(
+        repo.domain, repo.path, call, [&](Session& s) -> absl::StatusOr<bool> {
+          std::unique_ptr<internal::SemaphoreSlot> slot;
+          if (take_slot) {
+            KILN_ASSIGN_OR_RETURN(slot,
+                                  internal::SemaphoreSlot::Take(s.endpoint().slots, s.cancel()));
+          }
+          absl::Status st = internal::DownloadBlob(s, repo.path, desc, writer);
+          // Bytes from an endpoint that served bad content must not seed the next one.
+          if (absl::IsDataLoss(st)) writer.Truncate().IgnoreError();
+          if (!st.ok()) return st;
+          return true;
+        });
+    if (r.ok()) RememberLocation(FlightKey(repo.domain, desc.digest), repo.path);
+    return r.status();
+  }
+
   // The blobs a push must make present: given, or read from the manifests.
   static absl::StatusOr<std::vector<oci::Descriptor>> BlobsOf(const PushRequest& req) {
     if (!req.blobs.empty()) return req.blobs;
@@ -498,20 +517,7 @@ absl::StatusOr<std::string> Registry::FetchBlob(const ImageReference& repo,
 
 absl::Status Registry::PullBlob(const ImageReference& repo, const oci::Descriptor& desc,
                                 BlobWriter& writer, const CallOptions& call) {
-  absl::StatusOr<bool> r = impl_->OnPullEndpoints<bool>(
-      repo.domain, repo.path, call, [&](Session& s) -> absl::StatusOr<bool> {
-        KILN_ASSIGN_OR_RETURN(auto slot,
-                              internal::SemaphoreSlot::Take(s.endpoint().slots, s.cancel()));
-        absl::Status st = internal::DownloadBlob(s, repo.path, desc, writer);
-        // Bytes from an endpoint that served bad content must not seed the next one.
-        if (absl::IsDataLoss(st)) writer.Truncate().IgnoreError();
-        if (!st.ok()) return st;
-        return true;
-      });
-  if (r.ok()) {
-    impl_->RememberLocation(Impl::FlightKey(repo.domain, desc.digest), repo.path);
-  }
-  return r.status();
+  return impl_->PullInto(repo, desc, writer, call, /*take_slot=*/true);
 }
 
 absl::Status Registry::PullBlob(const ImageReference& repo, const oci::Descriptor& desc,
@@ -682,25 +688,25 @@ namespace {
 // Opens blobs of a remote image by pulling them through a bounded pipe.
 class RemoteBlobProvider : public BlobProvider {
  public:
-  RemoteBlobProvider(Registry& registry, ImageReference src, const CallOptions& call)
-      : registry_(registry), src_(std::move(src)), call_(call) {}
+  using PullFn =
+      std::function<absl::Status(const oci::Descriptor&, BlobWriter&, const CallOptions&)>;
+  RemoteBlobProvider(PullFn pull, const CallOptions& call) : pull_(std::move(pull)), call_(call) {}
 
   absl::StatusOr<std::unique_ptr<BlobReader>> Open(const oci::Descriptor& desc,
                                                    uint64_t offset) override {
-    return std::unique_ptr<BlobReader>(new Reader(registry_, src_, desc, offset, call_));
+    return std::unique_ptr<BlobReader>(new Reader(pull_, desc, offset, call_));
   }
 
  private:
   class Reader : public BlobReader {
    public:
-    Reader(Registry& registry, const ImageReference& src, const oci::Descriptor& desc,
-           uint64_t skip, const CallOptions& call)
+    Reader(const PullFn& pull, const oci::Descriptor& desc, uint64_t skip, const CallOptions& call)
         : pipe_(8 << 20), cancel_(call.cancel), skip_(skip) {
       CallOptions inner = call;
       inner.cancel = cancel_.token();
-      thread_ = std::thread([this, &registry, src, desc, inner] {
+      thread_ = std::thread([this, pull, desc, inner] {
         PipeWriter writer(pipe_);
-        pipe_.Close(registry.PullBlob(src, desc, writer, inner));
+        pipe_.Close(pull(desc, writer, inner));
       });
     }
     ~Reader() override {
@@ -726,8 +732,7 @@ class RemoteBlobProvider : public BlobProvider {
     std::thread thread_;
   };
 
-  Registry& registry_;
-  ImageReference src_;
+  PullFn pull_;
   const CallOptions& call_;
 };
 
@@ -764,7 +769,12 @@ absl::StatusOr<PushResult> Registry::Copy(const ImageReference& src, const Image
   src_repo.tag.clear();
   src_repo.digest.reset();
   for (const oci::Descriptor& b : blobs) req.mount_sources[b.digest].push_back(src_repo);
-  RemoteBlobProvider provider(*this, src_repo, call);
+  // The download runs under the upload's transfer slot (see PullInto).
+  RemoteBlobProvider provider(
+      [this, src_repo](const oci::Descriptor& d, BlobWriter& w, const CallOptions& c) {
+        return impl_->PullInto(src_repo, d, w, c, /*take_slot=*/false);
+      },
+      call);
   req.provider = &provider;
   return PushImage(req, call);
 }

@@ -89,6 +89,7 @@ struct CallOptions {
   CancelToken cancel;
   // Credentials for this call (the platform's GHCR / ACR token); nullptr uses the Registry's.
   std::shared_ptr<CredentialSource> credentials;
+  // Called from the transfer threads, concurrently; must be quick and thread-safe.
   std::function<void(const BlobProgress&)> progress;
 };
 

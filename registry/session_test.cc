@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "registry/clock.h"
+#include "registry/operations.h"
 
 namespace kiln::registry {
 namespace {
@@ -27,6 +28,13 @@ TEST(AddQuery, AppendsWithTheRightSeparatorAndEncodes) {
   EXPECT_EQ(AddQuery("https://r/u?_state=x", "digest", "sha256:ab"),
             "https://r/u?_state=x&digest=sha256:ab");
   EXPECT_EQ(AddQuery("https://r/u", "from", "a b/c"), "https://r/u?from=a%20b%2Fc");
+}
+
+TEST(EffectiveChunkSize, GhcrChunksStayWithinFourMiB) {
+  EXPECT_EQ(internal::EffectiveChunkSize("ghcr.io", 16 << 20), 4u << 20);
+  EXPECT_EQ(internal::EffectiveChunkSize("ghcr.io", 1 << 20), 1u << 20);
+  EXPECT_EQ(internal::EffectiveChunkSize("ghcr.io", 0), 0u);  // one streamed PUT is fine
+  EXPECT_EQ(internal::EffectiveChunkSize("quay.io", 16 << 20), 16u << 20);
 }
 
 TEST(Semaphore, CapsAndWakesOnCancel) {
