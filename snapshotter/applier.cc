@@ -571,12 +571,13 @@ absl::StatusOr<ApplyResult> ApplyLayer(const std::string& target_dir, ByteSource
         break;
       }
       if (*n == 0) break;
-      diff.Update(space->first, *n);
+      // Uncompressed: the stream's own hash is the diffID; don't hash twice.
+      if (dec.compression() != Compression::kNone) diff.Update(space->first, *n);
       sink.Commit(*n);
       result.uncompressed_size += static_cast<int64_t>(*n);
     }
-    result.diff_id = diff.Peek();
     result.digest = dec.compressed_digest();
+    result.diff_id = dec.compression() == Compression::kNone ? result.digest : diff.Peek();
     result.size = dec.compressed_size();
     result.compression = dec.compression();
     sink.Close(s);

@@ -24,9 +24,11 @@ constexpr size_t kDepth = 4;
 
 class HashingSink : public ByteSink {
  public:
-  explicit HashingSink(ByteSink& out) : out_(out) {}
+  // `hash` false: only count (the caller knows the digest already, e.g. uncompressed layers
+  // whose blob digest is the diffID).
+  explicit HashingSink(ByteSink& out, bool hash = true) : out_(out), enabled_(hash) {}
   absl::Status Write(const void* data, size_t n) override {
-    hash_.Update(data, n);
+    if (enabled_) hash_.Update(data, n);
     size_ += static_cast<int64_t>(n);
     return out_.Write(data, n);
   }
@@ -35,6 +37,7 @@ class HashingSink : public ByteSink {
 
  private:
   ByteSink& out_;
+  bool enabled_;
   Sha256State hash_;
   int64_t size_ = 0;
 };
@@ -366,7 +369,8 @@ absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& o
   }
 
   ChunkPipe pipe(kChunk, kDepth);
-  HashingSink blob(out);
+  const bool uncompressed = opts.compression == Compression::kNone;
+  HashingSink blob(out, /*hash=*/!uncompressed);
   absl::Status compressed;
   std::thread stage2([&] {
     PipeSource src(pipe);
@@ -406,7 +410,7 @@ absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& o
   LayerDescriptor d;
   d.diff_id = diff.Peek();
   d.uncompressed_size = sink.bytes();
-  d.digest = blob.digest();
+  d.digest = uncompressed ? d.diff_id : blob.digest();
   d.size = blob.size();
   d.media_type = std::string(OciLayerMediaType(opts.compression));
   return d;
