@@ -389,6 +389,28 @@ TEST_F(RegistryTest, CopyAcrossRegistriesStreamsOnePlatform) {
   EXPECT_TRUE(w.data() == img.layer_data[0]);
 }
 
+TEST_F(RegistryTest, CopyWithinARegistryThatRefusesMountsStreamsUnderOneSlot) {
+  StartRegistry();
+  TestImage img = MakeImage(14, {1 << 20, 200 << 10});
+  ASSERT_TRUE(Client()->PushImage(Push(img, {Ref(R("src:1"))})).ok());
+  auto proxy = FaultProxy::Start(registry_->host(), {{.method = "POST",
+                                                      .query = "mount=",
+                                                      .nth = 1,
+                                                      .count = 1000,
+                                                      .action = "status",
+                                                      .status = 403}});
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  RegistryOptions o = TestOptions();
+  o.max_concurrency_per_registry = 1;  // the upload holds the only slot while it downloads
+  auto client = Client(o);
+  const std::string host = (*proxy)->host();
+  auto copied =
+      client->Copy(Ref(StrCat(host, "/src:1")), Ref(StrCat(host, "/dst:1")), std::nullopt);
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_EQ(copied->stats.uploaded, 3);
+  EXPECT_EQ(CountProxy(**proxy, "POST", "/v2/dst/blobs/uploads/"), 3 + 3);  // refused + started
+}
+
 TEST_F(RegistryTest, PullsGoThroughAMirrorFirst) {
   StartRegistry();
   TestImage img = MakeImage(13, {10 << 10});

@@ -16,7 +16,7 @@ requests matching that rule, and do one of:
   truncate       forward, then send the headers and half the body, and close
 
 A rule {"method": "PUT", "path": "/blobs/uploads/", "nth": 2, "count": 1, "action": "drop"}
-fires on the 2nd matching request only.  Every request is logged as a JSON line (n, method,
+fires on the 2nd matching request only; an optional "query" regex must match the query string.  Every request is logged as a JSON line (n, method,
 path without query, upstream status or injected status, action) to --log.
 """
 
@@ -34,6 +34,7 @@ class Rule:
     def __init__(self, spec):
         self.method = spec.get("method", "")
         self.path = re.compile(spec.get("path", ""))
+        self.query = re.compile(spec.get("query", ""))
         self.nth = int(spec.get("nth", 1))
         self.count = int(spec.get("count", 1))
         self.action = spec["action"]
@@ -42,8 +43,9 @@ class Rule:
         self.stall = float(spec.get("stall", 30))
         self.seen = 0
 
-    def matches(self, method, path):
-        return (not self.method or self.method == method) and self.path.search(path)
+    def matches(self, method, path, query):
+        return ((not self.method or self.method == method) and self.path.search(path)
+                and self.query.search(query))
 
 
 class State:
@@ -53,13 +55,13 @@ class State:
         self.n = 0
         self.log_path = log_path
 
-    def decide(self, method, path):
+    def decide(self, method, path, query):
         with self.lock:
             self.n += 1
             n = self.n
             chosen = None
             for r in self.rules:
-                if r.matches(method, path):
+                if r.matches(method, path, query):
                     r.seen += 1
                     if chosen is None and r.nth <= r.seen < r.nth + r.count:
                         chosen = r
@@ -191,8 +193,8 @@ class Handler(socketserver.StreamRequestHandler):
             if len(parts) < 2:
                 return
             method, target = parts[0], parts[1]
-            path = target.split("?", 1)[0]
-            n, rule = st.decide(method, path)
+            path, _, query = target.partition("?")
+            n, rule = st.decide(method, path, query)
             action = rule.action if rule else "forward"
             entry = {"n": n, "t": round(time.time(), 3), "method": method, "path": path,
                      "action": action}

@@ -316,9 +316,9 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
   const std::string& dir = proxy->dir_.path();
   nlohmann::json spec = nlohmann::json::array();
   for (const Rule& r : rules) {
-    nlohmann::json j = {{"method", r.method},      {"path", r.path},     {"nth", r.nth},
-                        {"count", r.count},        {"action", r.action}, {"status", r.status},
-                        {"stall", r.stall_seconds}};
+    nlohmann::json j = {{"method", r.method}, {"path", r.path},          {"query", r.query},
+                        {"nth", r.nth},       {"count", r.count},        {"action", r.action},
+                        {"status", r.status}, {"stall", r.stall_seconds}};
     if (!r.retry_after.empty()) j["retry_after"] = r.retry_after;
     spec.push_back(std::move(j));
   }

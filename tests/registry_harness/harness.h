@@ -135,6 +135,7 @@ class FaultProxy {
   struct Rule {
     std::string method;       // empty: any
     std::string path;         // regex searched in the path (without query)
+    std::string query;        // regex searched in the query string; empty matches any
     int nth = 1;              // the first matching request it fires on
     int count = 1;            // how many consecutive matching requests
     std::string action;       // drop, drop_mid_body, drop_after, status, stall, corrupt, truncate
