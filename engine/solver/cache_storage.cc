@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "base/status.h"
 #include "base/strings.h"
@@ -92,6 +93,33 @@ absl::StatusOr<std::vector<CachedResultInfo>> ListCachedResults(CacheStorage& st
   for (auto& [id, info] : by_id) out.push_back(std::move(info));
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& a, const auto& b) { return a.created < b.created; });
+  return out;
+}
+
+absl::StatusOr<CacheUpdate> CollectCacheChain(CacheStorage& storage,
+                                              const std::vector<std::string>& keys,
+                                              bool intermediate_results) {
+  CacheUpdate out;
+  std::set<std::string> visited;
+  std::vector<std::pair<std::string, bool>> work;  // key, whether its results are wanted
+  for (const auto& k : keys) work.push_back({k, true});
+  while (!work.empty()) {
+    auto [key, want_results] = std::move(work.back());
+    work.pop_back();
+    if (!visited.insert(key).second) continue;
+    if (want_results) {
+      KILN_RETURN_IF_ERROR(storage.WalkResults(key, [&](const CacheResultRecord& r) {
+        out.results.push_back({key, r});
+        return absl::OkStatus();
+      }));
+    }
+    KILN_RETURN_IF_ERROR(
+        storage.WalkBacklinks(key, [&](const std::string& from, const CacheLink& link) {
+          out.links.push_back({from, link, key});
+          work.push_back({from, intermediate_results});
+          return absl::OkStatus();
+        }));
+  }
   return out;
 }
 

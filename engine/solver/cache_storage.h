@@ -120,6 +120,15 @@ struct CachedResultInfo {
 // Every recorded result, oldest first.
 absl::StatusOr<std::vector<CachedResultInfo>> ListCachedResults(CacheStorage& storage);
 
+// The records that let another cache reach `keys`: every link on a path from a root key to one of
+// them, and the results of `keys` (and, with `intermediate_results`, of every key on those paths:
+// BuildKit's "max" export mode; without it, "min").  Committing it into another storage imports
+// it; a remote cache exporter serializes it.  Keys whose only results are in `keys`' ancestors
+// still travel as links, so a dependent's match keeps working.
+absl::StatusOr<CacheUpdate> CollectCacheChain(CacheStorage& storage,
+                                              const std::vector<std::string>& keys,
+                                              bool intermediate_results);
+
 // Releases every result for which `exists(id)` is false, e.g. at startup against the worker's
 // snapshots, so records of data lost in a crash are dropped (BuildKit's ReleaseUnreferenced).
 // Returns how many were released.

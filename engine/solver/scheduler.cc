@@ -374,6 +374,7 @@ void Scheduler::FinishRequest(BuildRequest* req, absl::Status status, ResultRef 
   req->stats.total = static_cast<int>(req->closure.size());
   req->stats.executed = static_cast<int>(req->executed.size());
   if (req->status.ok()) {
+    req->stats.target_cache_keys = req->target->outputs[req->edge.index].final_keys;
     // Everything this build did not run is cached: loaded, reused, or made unnecessary by a cached
     // dependent (BuildKit reports those as CACHED too).
     req->stats.cached = req->stats.total - req->stats.executed;

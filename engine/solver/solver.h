@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/cancel.h"
@@ -73,6 +74,9 @@ struct BuildStats {
   int total = 0;
   int cached = 0;
   int executed = 0;
+  // The cache keys the target output is recorded under (empty when it cannot be cached): where
+  // a cache export starts (CollectCacheChain).
+  std::vector<std::string> target_cache_keys;
 };
 
 class Solver;

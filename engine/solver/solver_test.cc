@@ -741,6 +741,33 @@ TEST_F(SolverTest, PlainProgressOfRealBuilds) {
   EXPECT_EQ(second.find("DONE"), std::string::npos) << second;
 }
 
+TEST_F(SolverTest, ExportedCacheChainImportsIntoAnotherCache) {
+  Diamond g = MakeDiamond();
+  BuildStats stats;
+  ASSERT_TRUE(BuildValue(E(g.d), &stats).ok());
+  ASSERT_EQ(stats.target_cache_keys.size(), 1u);
+
+  for (bool max_mode : {false, true}) {
+    auto chain = CollectCacheChain(*storage_, stats.target_cache_keys, max_mode);
+    ASSERT_TRUE(chain.ok()) << chain.status();
+    EXPECT_EQ(chain->results.size(), max_mode ? 4u : 1u);
+    EXPECT_EQ(chain->links.size(), 4u);  // a->b, a->c, b->d, c->d
+    auto imported = std::make_shared<MemoryCacheStorage>();
+    ASSERT_TRUE(imported->Commit(*chain).ok());
+    Solver other(imported, worker_, SolverOptions{2, 2});
+    JobOptions o;
+    o.resolver = MakeResolver(worker_.get(), &counters_);
+    auto job = other.NewJob(std::move(o));
+    BuildStats other_stats;
+    auto r = other.Build(*job, E(g.d), CancelToken(), &other_stats);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(ValueOf(*r), "d(b(a()),c(a()))");
+    EXPECT_EQ(other_stats.executed, 0);
+    EXPECT_EQ(other_stats.target_cache_keys, stats.target_cache_keys);
+  }
+  EXPECT_EQ(counters_.TotalExecs(), 4);
+}
+
 TEST_F(SolverTest, SessionValuesReachOps) {
   std::mutex mu;
   std::vector<std::string> seen;
