@@ -288,3 +288,88 @@ TEST_F(DifferTest, SimpleChangesGiveTheSameEntriesOnBothSnapshotters) {
 
 }  // namespace
 }  // namespace kiln::snapshotter
+
+namespace kiln::snapshotter {
+namespace {
+
+// Fault injection by wrapping: a content store whose writers fail on the Nth write.
+class FailingStore : public ContentStore {
+ public:
+  FailingStore(ContentStore& inner, int fail_at) : inner_(inner), fail_at_(fail_at) {}
+  absl::StatusOr<ContentInfo> Info(const Digest& d) override { return inner_.Info(d); }
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(const Digest& d) override {
+    return inner_.OpenReader(d);
+  }
+  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(const WriterOptions& o) override {
+    KILN_ASSIGN_OR_RETURN(auto w, inner_.OpenWriter(o));
+    return std::unique_ptr<ContentWriter>(std::make_unique<Writer>(std::move(w), fail_at_));
+  }
+  absl::Status Delete(const Digest& d) override { return inner_.Delete(d); }
+  absl::Status Walk(const std::function<absl::Status(const ContentInfo&)>& fn) override {
+    return inner_.Walk(fn);
+  }
+  absl::Status UpdateLabels(const Digest& d, const Labels& l) override {
+    return inner_.UpdateLabels(d, l);
+  }
+  absl::StatusOr<std::vector<IngestStatus>> ListIngests() override { return inner_.ListIngests(); }
+  absl::Status AbortIngest(std::string_view ref) override { return inner_.AbortIngest(ref); }
+
+ private:
+  class Writer : public ContentWriter {
+   public:
+    Writer(std::unique_ptr<ContentWriter> w, int fail_at) : w_(std::move(w)), left_(fail_at) {}
+    absl::Status Write(const void* d, size_t n) override {
+      if (--left_ == 0) return absl::ResourceExhaustedError("injected: disk full");
+      return w_->Write(d, n);
+    }
+    int64_t offset() const override { return w_->offset(); }
+    Digest digest() override { return w_->digest(); }
+    absl::Status Truncate(int64_t s) override { return w_->Truncate(s); }
+    absl::Status Commit(const Digest& d, int64_t s, const Labels& l) override {
+      return w_->Commit(d, s, l);
+    }
+
+   private:
+    std::unique_ptr<ContentWriter> w_;
+    int left_;
+  };
+  ContentStore& inner_;
+  int fail_at_;
+};
+
+TEST_F(DifferTest, FailingStoreWriteStopsTheWholePipelineAndLeavesNothing) {
+  std::string src = Path("src");
+  MakeRichTree(src);
+  WriteFile(src + "/big", std::string(6 << 20, 'x'));  // several 1 MiB chunks: several writes
+  for (int fail_at : {1, 2, 5}) {
+    FailingStore failing(*store_, fail_at);
+    DiffOptions opts;
+    opts.compression = Compression::kNone;  // many writes
+    auto d = WriteLayerToStore({DiffSource::Kind::kTreeCompare, "", src}, failing, opts);
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted)
+        << fail_at << ": " << d.status();
+    EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("disk full"));
+  }
+  int blobs = 0;
+  ASSERT_TRUE(store_
+                  ->Walk([&](const ContentInfo&) {
+                    ++blobs;
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(blobs, 0);
+  auto ingests = store_->ListIngests();
+  ASSERT_TRUE(ingests.ok());
+  EXPECT_TRUE(ingests->empty()) << "failed diffs must abort their ingests";
+  // A cancelled diff stops too.
+  CancelSource cancel;
+  cancel.Cancel("build cancelled");
+  DiffOptions opts;
+  opts.cancel = cancel.token();
+  StringSink sink;
+  EXPECT_EQ(WriteLayer({DiffSource::Kind::kTreeCompare, "", src}, sink, opts).status().code(),
+            absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace kiln::snapshotter

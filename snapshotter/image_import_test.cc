@@ -21,8 +21,10 @@ using testing::Exists;
 using testing::ReadOrEmpty;
 using testing::WriteFile;
 
+std::string LogPath() { return StrCat("/tmp/kiln-import-test-", ::getpid(), ".log"); }
+
 int Shell(const std::string& cmd) {
-  int rc = std::system((cmd + " >/tmp/kiln-import-test.log 2>&1").c_str());
+  int rc = std::system((cmd + " >" + LogPath() + " 2>&1").c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
@@ -96,14 +98,14 @@ TEST_F(ImageImportTest, UmociLayoutImportsAndUnpacksIntoARunnableSnapshot) {
   ASSERT_EQ(Shell(StrCat("umoci init --layout ", layout)), 0);
   ASSERT_EQ(Shell(StrCat("umoci new --image ", layout, ":base")), 0);
   ASSERT_EQ(Shell(StrCat("umoci insert --image ", layout, ":base ", rootfs_, " /")), 0)
-      << ReadOrEmpty("/tmp/kiln-import-test.log");
+      << ReadOrEmpty(LogPath());
   // A second layer that deletes and adds, as a build step would.
   std::string extra = dir_.path() + "/extra";
   ASSERT_TRUE(MakeDirs(extra + "/etc").ok());
   WriteFile(extra + "/etc/motd", "hello from layer 2\n");
   ASSERT_EQ(Shell(StrCat("umoci insert --image ", layout, ":base ", extra, " /")), 0);
   ASSERT_EQ(Shell(StrCat("umoci insert --image ", layout, ":base --whiteout /etc/group")), 0)
-      << ReadOrEmpty("/tmp/kiln-import-test.log");
+      << ReadOrEmpty(LogPath());
   ASSERT_EQ(Shell(StrCat("umoci config --image ", layout,
                          ":base --config.env PATH=/bin:/usr/bin "
                          "--config.cmd /bin/sh --architecture amd64 --os linux")),
@@ -168,7 +170,7 @@ TEST_F(ImageImportTest, OurLayersAreReadByUmoci) {
 
   std::string bundle = dir_.path() + "/bundle";
   ASSERT_EQ(Shell(StrCat("umoci unpack --image ", layout, ":kiln ", bundle)), 0)
-      << ReadOrEmpty("/tmp/kiln-import-test.log");
+      << ReadOrEmpty(LogPath());
   EXPECT_EQ(ReadOrEmpty(bundle + "/rootfs/bin/busybox"), ReadOrEmpty("/bin/busybox"));
   EXPECT_EQ(ReadOrEmpty(bundle + "/rootfs/etc/passwd"), ReadOrEmpty(rootfs_ + "/etc/passwd"));
   char buf[64] = {};
