@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <thread>
@@ -29,6 +30,9 @@ struct CacheStorageFactory {
   std::function<absl::StatusOr<std::unique_ptr<CacheStorage>>(const std::string& dir)> open;
   bool persistent = false;
 };
+
+// Readable test names in ctest instead of the parameter's bytes.
+inline void PrintTo(const CacheStorageFactory& f, std::ostream* os) { *os << f.name; }
 
 inline std::string PrintFactory(const ::testing::TestParamInfo<CacheStorageFactory>& info) {
   return info.param.name;
