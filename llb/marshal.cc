@@ -1,6 +1,7 @@
 // State::Marshal and the marshal context (BuildKit Go: state.go Marshal, marshal.go,
 // sourcemap.go).
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/status.h"
@@ -75,7 +76,8 @@ class SourceMapCollector {
  private:
   std::vector<std::shared_ptr<const SourceMap>> maps_;
   std::map<const SourceMap*, size_t> index_;
-  std::map<std::string, std::vector<SourceLocation>> locations_;
+  // Unordered: the pb map is serialized sorted by key anyway.
+  std::unordered_map<std::string, std::vector<SourceLocation>> locations_;
 };
 
 struct Frame {
