@@ -229,6 +229,13 @@ absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request,
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(conn.low_speed_limit));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max<long>(1, absl::ToInt64Seconds(conn.low_speed_time)));
+  curl_blob ca_blob{};
+  if (!conn.ca_pem.empty()) {
+    ca_blob.data = const_cast<char*>(conn.ca_pem.data());
+    ca_blob.len = conn.ca_pem.size();
+    ca_blob.flags = CURL_BLOB_NOCOPY;
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_blob);
+  }
   if (conn.insecure_skip_verify) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -75,6 +75,8 @@ class StringViewBody : public BodySource {
 // Per-request connection settings; the registry layer fills them from the host's config.
 struct ConnectionOptions {
   bool insecure_skip_verify = false;  // TLS without certificate checks (named registries only)
+  // PEM certificates to trust instead of the system CAs (a registry with a private CA).
+  std::string ca_pem;
   absl::Duration connect_timeout = absl::Seconds(30);
   // A transfer slower than low_speed_limit bytes/s for low_speed_time fails as a timeout, which
   // is how a stalled connection is noticed.

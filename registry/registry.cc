@@ -209,6 +209,7 @@ struct Registry::Impl {
       HostConfig cfg = ConfigFor(host);
       ConnectionOptions conn = options.connection;
       conn.insecure_skip_verify = cfg.insecure_skip_verify;
+      conn.ca_pem = cfg.ca_pem;
       int cap =
           cfg.max_concurrency > 0 ? cfg.max_concurrency : options.max_concurrency_per_registry;
       slot = std::make_unique<Endpoint>(host, origin, conn, std::max(1, cap), *transport, clock);

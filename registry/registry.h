@@ -56,6 +56,7 @@ struct HostConfig {
   // HostConfig for them says otherwise, as BuildKit does.
   std::optional<bool> plain_http;
   bool insecure_skip_verify = false;  // HTTPS without certificate verification
+  std::string ca_pem;  // PEM CA certificates trusted for this host instead of the system's
   // Pull mirrors tried in order before the host itself ("mirror:5000", "http://10.0.0.2:5000").
   // Only pulls use them.
   std::vector<std::string> mirrors;

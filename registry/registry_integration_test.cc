@@ -427,6 +427,34 @@ TEST_F(RegistryTest, PullsGoThroughAMirrorFirst) {
   EXPECT_EQ(client->EndpointFor("ghcr.io"), "https://ghcr.io");
 }
 
+TEST_F(RegistryTest, TlsIsVerifiedUnlessTheHostIsMarkedInsecure) {
+  LocalRegistry::Options lo;
+  lo.tls = true;
+  StartRegistry(lo);
+  TestImage img = MakeImage(15, {10 << 10});
+  RegistryOptions o = TestOptions();
+  o.hosts[registry_->host()].plain_http = false;
+  auto refused = Client(o)->PushImage(Push(img, {Ref(R("app:1"))}));
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("https://"));
+  EXPECT_TRUE(clock_.sleeps().empty()) << "a certificate error is not retried";
+  // Trusting the registry's own CA works...
+  auto ca = ReadFileToString(registry_->tls_cert_path());
+  ASSERT_TRUE(ca.ok());
+  o.hosts[registry_->host()].ca_pem = *ca;
+  auto trusted = Client(o)->PushImage(Push(img, {Ref(R("app:0"))}));
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  // ...and so does skipping verification for this host only.
+  o.hosts[registry_->host()].ca_pem.clear();
+  o.hosts[registry_->host()].insecure_skip_verify = true;
+  auto pushed = Client(o)->PushImage(Push(img, {Ref(R("app:1"))}));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  int rc = 0;
+  std::string inspect =
+      RunShell(StrCat("skopeo inspect --tls-verify=false docker://", R("app:1")), &rc);
+  EXPECT_EQ(rc, 0) << inspect;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Auth.
 

@@ -238,6 +238,17 @@ absl::StatusOr<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(const Option
       "  delete:\n    enabled: true\n"
       "http:\n  addr: 127.0.0.1:",
       reg->port_, "\n  secret: kiln-harness-http-secret\n");
+  if (options.tls) {
+    KILN_RETURN_IF_ERROR(
+        RunCommand(
+            {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", StrCat(dir, "/tls.key"), "-out", reg->tls_cert_path(), "-days",
+             "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+            dir)
+            .status());
+    StrAppend(&config, "  tls:\n    certificate: ", reg->tls_cert_path(), "\n    key: ", dir,
+              "/tls.key\n");
+  }
   if (options.auth == Auth::kBasic) {
     KILN_ASSIGN_OR_RETURN(std::string line,
                           RunCommand({"htpasswd", "-Bbn", options.user, options.password}, dir));

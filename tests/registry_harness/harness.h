@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/fs.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::registry_harness {
@@ -96,6 +97,7 @@ class LocalRegistry {
     std::vector<std::string> refresh_tokens;  // token mode: accepted refresh tokens
     bool anonymous_pull = false;              // token mode
     std::string storage_dir;                  // default: <dir>/data
+    bool tls = false;  // HTTPS with a fresh self-signed certificate for 127.0.0.1
   };
 
   static absl::StatusOr<std::unique_ptr<LocalRegistry>> Start(const Options& options);
@@ -106,6 +108,8 @@ class LocalRegistry {
   int port() const { return port_; }
   const std::string& dir() const { return dir_.path(); }
   TokenIssuer* token_issuer() const { return issuer_.get(); }
+  // The TLS certificate (PEM) when Options::tls; it is its own CA.
+  std::string tls_cert_path() const { return StrCat(dir(), "/tls.crt"); }
 
   struct Request {
     std::string method;
