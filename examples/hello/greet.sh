@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "$1 from a Kiln build on $(uname -m)"
