@@ -242,6 +242,149 @@ absl::StatusOr<std::string> DumpJson(std::string_view definition_bytes) {
   return DumpJson(def);
 }
 
+namespace {
+
+// strconv.Quote for the ASCII range; valid multi-byte UTF-8 passes through (Go also escapes the
+// rare non-printable non-ASCII runes, which do not occur in LLB names in practice).
+std::string GoQuote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '\a':
+        out += "\\a";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\v':
+        out += "\\v";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '"':
+        out += "\\\"";
+        continue;
+      default:
+        break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      // Copy a valid UTF-8 sequence, escape a stray byte as Go does (\xNN).
+      size_t len = (c >= 0xf0 && c <= 0xf4)   ? 4
+                   : (c >= 0xe0)              ? 3
+                   : (c >= 0xc2 && c <= 0xdf) ? 2
+                                              : 0;
+      bool valid = len > 0 && i + len <= s.size();
+      for (size_t k = 1; valid && k < len; ++k) {
+        valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      }
+      if (valid) {
+        out.append(s.substr(i, len));
+        i += len - 1;
+      } else {
+        out += "\\x";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
+      }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::pair<std::string, std::string> DotAttr(const Digest& digest, const pb::Op& op) {
+  switch (op.op_case()) {
+    case pb::Op::kSource:
+      return {op.source().identifier(), "ellipse"};
+    case pb::Op::kExec: {
+      std::string args;
+      for (int i = 0; i < op.exec().meta().args_size(); ++i) {
+        if (i) args.push_back(' ');
+        args += op.exec().meta().args(i);
+      }
+      return {args, "box"};
+    }
+    case pb::Op::kBuild:
+      return {"build", "box3d"};
+    case pb::Op::kMerge:
+      return {"merge", "invtriangle"};
+    case pb::Op::kDiff:
+      return {"diff", "doublecircle"};
+    case pb::Op::kFile: {
+      std::string names;
+      for (int i = 0; i < op.file().actions_size(); ++i) {
+        const pb::FileAction& a = op.file().actions(i);
+        if (i) names.push_back(',');
+        if (a.has_copy()) {
+          StrAppend(&names, "copy{src=", a.copy().src(), ", dest=", a.copy().dest(), "}");
+        } else if (a.has_mkfile()) {
+          StrAppend(&names, "mkfile{path=", a.mkfile().path(), "}");
+        } else if (a.has_mkdir()) {
+          StrAppend(&names, "mkdir{path=", a.mkdir().path(), "}");
+        } else if (a.has_rm()) {
+          StrAppend(&names, "rm{path=", a.rm().path(), "}");
+        }
+      }
+      return {names, "note"};
+    }
+    default:
+      return {digest.str(), "plaintext"};
+  }
+}
+
+}  // namespace
+
+std::string DumpDot(const ParsedDefinition& def) {
+  std::string out = "digraph {\n";
+  for (const std::string& bytes : def.proto().def()) {
+    const Digest digest = OpDigest(bytes);
+    const auto [label, shape] = DotAttr(digest, def.Find(digest)->op);
+    StrAppend(&out, "  ", GoQuote(digest.str()), " [label=", GoQuote(label),
+              " shape=", GoQuote(shape), "];\n");
+  }
+  for (const std::string& bytes : def.proto().def()) {
+    const Digest digest = OpDigest(bytes);
+    const pb::Op& op = def.Find(digest)->op;
+    for (int i = 0; i < op.inputs_size(); ++i) {
+      std::string label;
+      if (op.has_exec()) {
+        for (const pb::Mount& m : op.exec().mounts()) {
+          if (m.input() == i && m.dest() != "/") label = m.dest();
+        }
+      }
+      StrAppend(&out, "  ", GoQuote(op.inputs(i).digest()), " -> ", GoQuote(digest.str()),
+                " [label=", GoQuote(label), "];\n");
+    }
+  }
+  out += "}\n";
+  return out;
+}
+
+absl::StatusOr<std::string> DumpDot(std::string_view definition_bytes) {
+  KILN_ASSIGN_OR_RETURN(ParsedDefinition def, ParsedDefinition::Parse(definition_bytes));
+  return DumpDot(def);
+}
+
 std::string MarshalDefinition(const pb::Definition& def) { return SerializeDeterministic(def); }
 
 }  // namespace kiln::llb

@@ -27,6 +27,13 @@ namespace kiln::llb {
 absl::StatusOr<std::string> DumpJson(std::string_view definition_bytes);
 std::string DumpJson(const ParsedDefinition& def);
 
+// `buildctl debug dump-llb --dot`: a Graphviz digraph with one node per op (label: source
+// identifier, exec args, file actions, "merge"/"diff"/"build", else the digest) and one edge per
+// input, labelled with the exec mount target it is mounted at.  Strings are quoted as Go's %q
+// does for ASCII; other valid UTF-8 is written as is.
+absl::StatusOr<std::string> DumpDot(std::string_view definition_bytes);
+std::string DumpDot(const ParsedDefinition& def);
+
 // One message as Go's encoding/json prints BuildKit's struct for it (no trailing newline).
 std::string GoJson(const google::protobuf::Message& message);
 

@@ -74,6 +74,18 @@ TEST(DumpJson, PrintsDuplicatesAsBuildctlDoes) {
   EXPECT_EQ(*dump, line + line);
 }
 
+class DotFile : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DotFile, MatchesBuildctl) {
+  absl::StatusOr<std::string> dot = DumpDot(ReadTestdata(GetParam() + ".pb"));
+  ASSERT_TRUE(dot.ok()) << dot.status();
+  EXPECT_EQ(*dot, ReadTestdata(GetParam() + ".dot"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, DotFile,
+                         ::testing::Values("multistage", "mounts", "go_file", "go_diff",
+                                           "heredoc"));
+
 TEST(MarshalDefinition, IsTheDeterministicWireForm) {
   const std::string bytes = ReadTestdata("multistage.pb");
   pb::Definition def;

@@ -35,7 +35,7 @@ TEST(ImageReference, NormalizesLikeDockerDistribution) {
 }
 
 TEST(ImageReference, RejectsWhatGoRejects) {
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("Busybox"), std::string("user/App"), kHex,
         std::string("busybox:"), std::string("busybox@sha256:abc"), std::string("a//b"),
         std::string("-a"), std::string("a-"), std::string("a..b"), std::string("a:b:c"),

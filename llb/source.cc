@@ -1,7 +1,6 @@
 #include "llb/source.h"
 
 #include <map>
-#include <regex>
 
 #include "base/reference.h"
 #include "base/status.h"
@@ -152,7 +151,15 @@ State Image(std::string_view ref, const ImageInfo& info) {
     attrs[kAttrImageLayerLimit] = StrCat(*info.layer_limit);
     c.AddCap(kCapSourceImageLayerLimit);
   }
-  return NewSource(StrCat("docker-image://", text), std::move(attrs), std::move(c), err);
+  if (!info.config_json) {
+    return NewSource(StrCat("docker-image://", text), std::move(attrs), std::move(c), err);
+  }
+  // Validate the config first so a bad blob fails the marshal like a bad reference does.
+  absl::StatusOr<State> probe = State().WithImageConfig(*info.config_json);
+  if (!probe.ok() && err.ok()) err = probe.status();
+  State st = NewSource(StrCat("docker-image://", text), std::move(attrs), std::move(c), err);
+  absl::StatusOr<State> configured = st.WithImageConfig(*info.config_json);
+  return configured.ok() ? *configured : st;
 }
 
 State Local(std::string_view name, const LocalInfo& info) {

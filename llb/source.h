@@ -28,6 +28,10 @@ struct ImageInfo {
   ResolveMode resolve_mode = ResolveMode::kDefault;  // non-default modes set image.resolvemode
   std::string record_type;                           // Go: MarkImageInternal = "internal"
   std::optional<int> layer_limit;
+  // The image's config blob when already resolved (Go: what WithMetaResolver fetches): the state
+  // then carries its Env, WorkingDir and platform, as State::WithImageConfig does (not User;
+  // Go does not apply it either).  A blob that does not decode makes Marshal fail.
+  std::optional<std::string> config_json;
   Constraints constraints;
 };
 State Image(std::string_view ref, const ImageInfo& info = {});

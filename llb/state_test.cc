@@ -110,6 +110,22 @@ TEST(State, WithImageConfigTakesEnvDirAndPlatformButNotUser) {
   EXPECT_FALSE(s.WithImageConfig("{not json").ok());
 }
 
+TEST(Sources, ImageWithResolvedConfig) {
+  State st = Image(
+      "busybox",
+      {.config_json =
+           R"({"os":"linux","architecture":"arm64","config":{"Env":["PATH=/x"],"WorkingDir":"/w","User":"u"}})"});
+  EXPECT_EQ(st.Env(), (std::vector<std::string>{"PATH=/x"}));
+  EXPECT_EQ(st.GetDir(), "/w");
+  EXPECT_EQ(st.GetUser(), "");
+  EXPECT_EQ(st.GetPlatform(), MakePlatform("linux", "arm64"));
+  // The op itself does not change: the config only feeds the state's values.
+  EXPECT_EQ(ResultOp(MustMarshal(st)).source().identifier(),
+            "docker-image://docker.io/library/busybox:latest");
+  EXPECT_NE(MarshalError(Image("busybox", {.config_json = "[1]"})).find("image config"),
+            std::string::npos);
+}
+
 TEST(Exec, MountsAreSortedAndOutputsNumberedAsGo) {
   State img = Image("busybox");
   ExecInfo info;
