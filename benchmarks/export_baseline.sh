@@ -7,7 +7,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 DIR=${KILN_BENCH_DIR:-/tmp/kiln-bench}
-export KILN_BENCH_DIR=$DIR
+export KILN_BENCH_DIR=$DIR KILN_BENCH_KEEP_APPLY=1
 "$BUILD/benchmarks/snapshotter_bench" --benchmark_repetitions=${REPS:-3} \
   --benchmark_report_aggregates_only=true "${@:2}"
 TAR="$DIR/tree.tar"
@@ -35,8 +35,8 @@ rate "zstd -3 -T1" zstd -3 -T1 -q -c "$TAR"
 rate "gzip -1" gzip -1 -c "$TAR"
 # GNU tar skips reading file data when its output is /dev/null: pipe it.
 rate "tar -c | cat (GNU)" sh -c "tar -C '$DIR/tree' -cf - . | cat"
-# Apply baseline: GNU tar extracting the same uncompressed layer (fresh directory each run).
-# Fresh directories each run, removed afterwards (see BM_Apply).
-rm -rf "$DIR/x" && mkdir "$DIR/x"
+# Apply baseline: GNU tar extracting the same uncompressed layer into fresh directories, all
+# removed only at the end (see BM_Apply: deleting just before creating is slow on ext4).
+mkdir -p "$DIR/x"
 rate "tar -x (GNU)" sh -c "d=\$(mktemp -d '$DIR/x/XXXX') && tar -C \$d -xf '$TAR'"
-rm -rf "$DIR/x"
+rm -rf "$DIR/x" "$DIR/apply"

@@ -104,6 +104,17 @@ TEST_F(ApplierTest, EntryTypesOwnersModesTimesXattrs) {
   EXPECT_EQ(std::string(buf, 2), "hi");
 }
 
+TEST_F(ApplierTest, NonAsciiNamesKeepTheirBytes) {
+  std::string utf8 = "caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac";
+  std::string latin1 = "na\xefve";                                      // not valid UTF-8
+  std::string long_utf8 = "dir/" + std::string(90, 'x') + utf8 + utf8;  // PAX path record
+  auto r = Apply(TarBuilder().File(utf8, "1").File(latin1, "2").File(long_utf8, "3").Build());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(ReadOrEmpty(root_ + "/" + utf8), "1");
+  EXPECT_EQ(ReadOrEmpty(root_ + "/" + latin1), "2");
+  EXPECT_EQ(ReadOrEmpty(root_ + "/" + long_utf8), "3");
+}
+
 TEST_F(ApplierTest, CompressionsVerifyDigestAndSize) {
   std::string tar = TarBuilder().File("a", std::string(100000, 'a')).File("b", "b").Build();
   for (Compression c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {

@@ -153,6 +153,7 @@ class TarEmitter {
     if (!fd) return ErrnoStatus(StrCat("open ", Quote(path)));
     int64_t left = size;
     while (left > 0) {
+      KILN_RETURN_IF_ERROR(opts_.cancel.Check());  // big files: check between chunks too
       KILN_ASSIGN_OR_RETURN(auto space, sink_.Reserve());
       size_t want =
           static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(space.second)));
