@@ -44,7 +44,9 @@ TEST(ImageReference, RejectsWhatGoRejects) {
         std::string(250, 'a') + "/" + std::string(10, 'b'), std::string("a b")}) {
     absl::StatusOr<ImageReference> r = ParseNormalizedReference(bad);
     EXPECT_FALSE(r.ok()) << bad << " -> " << (r.ok() ? r->String() : "");
-    if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    }
   }
   EXPECT_NE(Normalized("Busybox").find("repository name must be lowercase"), std::string::npos);
   EXPECT_NE(Normalized(kHex).find("64-byte hexadecimal"), std::string::npos);

@@ -90,7 +90,9 @@ void ExpectRejected(const absl::Status& s, const std::string& what,
                     const std::string& digest = "") {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find(what), std::string::npos) << "want `" << what << "` in: " << s;
-  if (!digest.empty()) EXPECT_NE(s.message().find(digest), std::string::npos) << s;
+  if (!digest.empty()) {
+    EXPECT_NE(s.message().find(digest), std::string::npos) << s;
+  }
 }
 
 TEST(Validate, AcceptsWellFormedGraphs) {
