@@ -42,6 +42,12 @@ absl::Status LevelDbStatus(const leveldb::Status& s, std::string_view what) {
   return absl::UnavailableError(StrCat(what, ": ", s.ToString()));
 }
 
+constexpr char kLayerPrefix[] = "layer/";
+
+std::string LayerKey(const std::string& snapshot_key, const std::string& media_type) {
+  return StrCat(kLayerPrefix, snapshot_key, "/", media_type);
+}
+
 }  // namespace
 
 std::string NowRfc3339() {
@@ -104,6 +110,46 @@ absl::StatusOr<std::vector<ImageRecord>> ImageStore::List() const {
   }
   KILN_RETURN_IF_ERROR(LevelDbStatus(it->status(), "list images"));
   return out;
+}
+
+absl::Status ImageStore::PutLayer(const std::string& snapshot_key, const LayerRecord& layer) {
+  nlohmann::json j;
+  j["blob"] = nlohmann::json::parse(oci::EncodeDescriptor(layer.blob));
+  j["diff_id"] = layer.diff_id.str();
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return LevelDbStatus(db_->Put(wo, LayerKey(snapshot_key, layer.blob.media_type), j.dump()),
+                       StrCat("record layer of snapshot ", Quote(snapshot_key)));
+}
+
+absl::StatusOr<std::vector<LayerRecord>> ImageStore::Layers(const std::string& snapshot_key) const {
+  std::vector<LayerRecord> out;
+  std::string prefix = StrCat(kLayerPrefix, snapshot_key, "/");
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    nlohmann::json j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (j.is_discarded() || !j.contains("blob")) {
+      return absl::DataLossError(StrCat("corrupt layer record of ", Quote(snapshot_key)));
+    }
+    LayerRecord r;
+    KILN_ASSIGN_OR_RETURN(r.blob, oci::DecodeDescriptor(j["blob"].dump()));
+    KILN_ASSIGN_OR_RETURN(r.diff_id, Digest::Parse(j.value("diff_id", "")));
+    out.push_back(std::move(r));
+  }
+  KILN_RETURN_IF_ERROR(LevelDbStatus(it->status(), "list layers"));
+  return out;
+}
+
+absl::Status ImageStore::DeleteLayers(const std::string& snapshot_key) {
+  std::string prefix = StrCat(kLayerPrefix, snapshot_key, "/");
+  leveldb::WriteBatch batch;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    batch.Delete(it->key());
+  }
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return LevelDbStatus(db_->Write(wo, &batch), "delete layer records");
 }
 
 }  // namespace kiln::engine

@@ -21,6 +21,14 @@ class DB;
 
 namespace kiln::engine {
 
+// A layer blob known to hold exactly the changes of one committed snapshot (relative to its
+// parent): the original blob of an unpacked image layer, or a blob the exporter computed.
+// Exporting the snapshot again reuses it instead of diffing and compressing anew.
+struct LayerRecord {
+  oci::Descriptor blob;  // media type says the compression
+  Digest diff_id;
+};
+
 struct ImageRecord {
   std::string name;  // normalized reference
   oci::Descriptor target;
@@ -42,6 +50,11 @@ class ImageStore {
   absl::Status Put(const std::string& name, const oci::Descriptor& target);
   absl::Status Delete(const std::string& name);
   absl::StatusOr<std::vector<ImageRecord>> List() const;
+
+  // Layer blobs per snapshot key, one per media type.
+  absl::Status PutLayer(const std::string& snapshot_key, const LayerRecord& layer);
+  absl::StatusOr<std::vector<LayerRecord>> Layers(const std::string& snapshot_key) const;
+  absl::Status DeleteLayers(const std::string& snapshot_key);
 
  private:
   explicit ImageStore(std::unique_ptr<leveldb::DB> db);

@@ -264,6 +264,7 @@ absl::StatusOr<std::vector<UsageEntry>> Worker::Prune(const PruneOptions& option
         KILN_RETURN_IF_ERROR(cache_->Release(e.id));
         absl::Status s = snapshots_->Remove(e.id);
         if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
+        KILN_RETURN_IF_ERROR(images_->DeleteLayers(e.id));
       }
       gone.insert(e.id);
       total -= e.size;
