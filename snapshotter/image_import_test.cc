@@ -48,6 +48,8 @@ class ImageImportTest : public ::testing::Test {
     MakeBusyboxRootfs(rootfs_);
   }
 
+  void TearDown() override { ::unlink(LogPath().c_str()); }
+
   // The base image of test-infrastructure.md: busybox, its applet links, passwd, group, /tmp.
   void MakeBusyboxRootfs(const std::string& root) {
     for (const char* d : {"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/etc", "/root"}) {
