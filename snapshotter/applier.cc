@@ -146,6 +146,12 @@ class Extractor {
       return ApplyDirMetadata(root_, ".", comps, e);
     }
     const std::string& base = comps.back();
+    if (base.starts_with(kWhiteoutPrefix) && opts_.whiteouts == WhiteoutMode::kDelete) {
+      // Nothing to delete under a directory that does not exist; don't create it.
+      int probe = OpenInRootRaw(root_, Join(comps, comps.size() - 1), O_PATH | O_DIRECTORY);
+      UniqueFd probe_owner(std::max(probe, -1));
+      if (probe == -ENOENT || probe == -ENOTDIR) return absl::OkStatus();
+    }
     KILN_ASSIGN_OR_RETURN(int pfd, Parent(comps));
 
     if (base.starts_with(kWhiteoutPrefix)) return Whiteout(pfd, comps);

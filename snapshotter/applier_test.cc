@@ -205,6 +205,8 @@ TEST_F(ApplierTest, WhiteoutsDeleteMode) {
   EXPECT_FALSE(Exists(root_ + "/d/sub"));
   EXPECT_EQ(ReadOrEmpty(root_ + "/d/g"), "g");
   EXPECT_FALSE(Exists(root_ + "/.wh..wh.plnk"));
+  ASSERT_TRUE(Apply(TarBuilder().File("nodir/.wh.x", "").Build()).ok());
+  EXPECT_FALSE(Exists(root_ + "/nodir")) << "a whiteout must not create its directory";
   // Opaque after new children keeps the new children.
   ASSERT_TRUE(
       Apply(TarBuilder().Dir("d/").File("d/a-new", "n").File("d/.wh..wh..opq", "").Build()).ok());

@@ -29,13 +29,11 @@ absl::StatusOr<UniqueFd> OpenSubdir(int dirfd, const std::string& name, std::str
 }
 
 absl::StatusOr<std::vector<std::string>> ListSorted(int dirfd, std::string_view what) {
-  int dup_fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup_fd < 0) return ErrnoStatus(StrCat("open directory ", Quote(what)));
-  DIR* dir = ::fdopendir(dup_fd);
-  if (dir == nullptr) {
-    ::close(dup_fd);
-    return ErrnoStatus(StrCat("opendir ", Quote(what)));
-  }
+  UniqueFd dup_fd(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dup_fd) return ErrnoStatus(StrCat("open directory ", Quote(what)));
+  DIR* dir = ::fdopendir(dup_fd.get());
+  if (dir == nullptr) return ErrnoStatus(StrCat("opendir ", Quote(what)));
+  dup_fd.Release();  // owned by `dir` now
   std::vector<std::string> names;
   errno = 0;
   while (dirent* e = ::readdir(dir)) {
