@@ -40,6 +40,7 @@ std::string Join(const Components& c, size_t n) {
 }
 
 // Lexical cleaning; `..` above the root is an error, a leading `/` is dropped.
+// `what` prefixes the error ("" for entry names, which the caller annotates already).
 absl::StatusOr<Components> CleanPath(std::string_view name, std::string_view what) {
   Components out;
   size_t pos = 0;
@@ -51,8 +52,7 @@ absl::StatusOr<Components> CleanPath(std::string_view name, std::string_view wha
     if (comp.empty() || comp == ".") continue;
     if (comp == "..") {
       if (out.empty()) {
-        return absl::InvalidArgumentError(
-            StrCat("layer entry ", Quote(what), ": path escapes the root with `..`"));
+        return absl::InvalidArgumentError(StrCat(what, "path escapes the root with `..`"));
       }
       out.pop_back();
       continue;
@@ -137,7 +137,7 @@ class Extractor {
  private:
   absl::Status EntryImpl(archive* a, archive_entry* e, const std::string& name,
                          ApplyResult& result) {
-    KILN_ASSIGN_OR_RETURN(Components comps, CleanPath(name, name));
+    KILN_ASSIGN_OR_RETURN(Components comps, CleanPath(name, ""));
     const char* hardlink = archive_entry_hardlink(e);
     mode_t type = archive_entry_filetype(e);
     if (comps.empty()) {
@@ -421,7 +421,9 @@ class Extractor {
   }
 
   absl::Status Hardlink(int pfd, const std::string& base, const char* target_name) {
-    KILN_ASSIGN_OR_RETURN(Components target, CleanPath(target_name, target_name));
+    KILN_ASSIGN_OR_RETURN(
+        Components target,
+        CleanPath(target_name, StrCat("hardlink target ", Quote(target_name), ": ")));
     if (target.empty()) return absl::InvalidArgumentError("hardlink to the root");
     Components tparent(target.begin(), target.end() - 1);
     std::string tpath = Join(tparent, tparent.size());

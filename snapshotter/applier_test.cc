@@ -1,5 +1,6 @@
 #include "snapshotter/applier.h"
 
+#include <random>
 #include <thread>
 
 #include <linux/capability.h>
@@ -406,6 +407,88 @@ TEST_F(HostileLayerTest, DeviceNodeWithoutCapMknodIsSkipped) {
   EXPECT_FALSE(Exists(root_ + "/dev-null"));
   EXPECT_TRUE(Exists(root_ + "/fifo"));
   EXPECT_EQ(ReadOrEmpty(root_ + "/f"), "1");
+}
+
+}  // namespace
+}  // namespace kiln::snapshotter
+
+namespace kiln::snapshotter {
+namespace {
+
+// Randomized hostile layers: names, symlink targets and hardlink targets drawn from a small
+// alphabet full of `..`, `/`, absolute paths and names of earlier entries.  Whatever each layer
+// does (apply or fail), nothing outside the root may change.
+TEST_F(HostileLayerTest, RandomHostileLayersStayConfined) {
+  // `..` is rare enough that many layers apply (an escaping `..` fails the whole layer).
+  const std::vector<std::string> parts = {"a",
+                                          "b",
+                                          "a",
+                                          "b",
+                                          "c",
+                                          "..",
+                                          ".",
+                                          "",
+                                          "etc",
+                                          "kiln-apply-escape",
+                                          dir_.path().substr(1),
+                                          "canary",
+                                          "/",
+                                          ".wh.a",
+                                          ".wh..wh..opq",
+                                          "a",
+                                          "b",
+                                          "etc",
+                                          "c",
+                                          "d"};
+  std::mt19937 rng(1234);
+  auto pick_path = [&](int max_parts) {
+    std::string p;
+    int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(max_parts));
+    if (rng() % 4 == 0) p = "/";
+    for (int i = 0; i < n; ++i) {
+      if (i) p += "/";
+      std::string part = parts[rng() % parts.size()];
+      if (part == ".." && rng() % 3 != 0) part = "a";
+      p += part;
+    }
+    return p;
+  };
+  int applied = 0;
+  for (int layer = 0; layer < 300; ++layer) {
+    TarBuilder b;
+    int entries = 1 + static_cast<int>(rng() % 6);
+    for (int e = 0; e < entries; ++e) {
+      std::string name = pick_path(4);
+      switch (rng() % 5) {
+        case 0:
+          b.File(name, "pwned");
+          break;
+        case 1:
+          b.Dir(name + "/");
+          break;
+        case 2:
+          b.Symlink(name, rng() % 2 ? dir_.path() : pick_path(5));
+          break;
+        case 3:
+          b.Hardlink(name, rng() % 8 == 0 ? "../canary" : pick_path(5));
+          break;
+        default:
+          b.File(name + "/x", "pwned");
+          break;
+      }
+    }
+    std::string tar = b.Build();
+    StringSource src(tar);
+    ApplyOptions opts;
+    opts.whiteouts = rng() % 2 ? WhiteoutMode::kDelete : WhiteoutMode::kOverlay;
+    auto result = ApplyLayer(root_, src, opts);
+    applied += result.ok();
+    ASSERT_EQ(ReadOrEmpty(canary_), "canary") << "layer " << layer;
+    struct stat st;
+    ASSERT_EQ(lstat(canary_.c_str(), &st), 0);
+    ASSERT_EQ(st.st_nlink, 1u) << "layer " << layer;
+  }
+  EXPECT_GT(applied, 30) << "the generator should also produce layers that apply";
 }
 
 }  // namespace
