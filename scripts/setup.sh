@@ -13,7 +13,7 @@ PACKAGES=(
   libleveldb-dev libsnappy-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # real parts the tests and benchmarks drive
-  busybox-static umoci skopeo docker-registry apache2-utils python3 python3-jwt
+  busybox-static umoci skopeo podman docker-registry apache2-utils python3 python3-jwt
   python3-cryptography curl zstd gzip tar iproute2 util-linux procps
 )
 
