@@ -4,7 +4,8 @@
 //   * every parsed op is found again by its digest, and the digest is sha256 of its bytes;
 //   * a definition that validates has a result whose producer exists and a topological order
 //     that lists every op but the terminal, inputs first;
-//   * the JSON dump of a parsed definition has one line per Definition.def element.
+//   * the JSON dump of a parsed definition has one line per Definition.def element, and the dot
+//     dump is a complete digraph.
 // Seed corpus: llb/testdata/*.pb.
 #include <cstddef>
 #include <cstdint>
@@ -50,5 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t lines = 0;
   for (char c : dump) lines += c == '\n';
   Check(lines == def->raw_op_count());
+  std::string dot = DumpDot(*def);
+  Check(dot.rfind("digraph {\n", 0) == 0 && dot.size() >= 12 &&
+        dot.substr(dot.size() - 2) == "}\n");
   return 0;
 }

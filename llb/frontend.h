@@ -33,6 +33,9 @@ struct ResolvedImage {
 // Implemented by the engine (and by tests with canned data).
 class FrontendClient {
  public:
+  FrontendClient() = default;
+  FrontendClient(const FrontendClient&) = delete;
+  FrontendClient& operator=(const FrontendClient&) = delete;
   virtual ~FrontendClient() = default;
 
   // Resolves `ref` (as written by the user or already normalized) for `platform` (nullopt: the
@@ -54,8 +57,9 @@ struct BuildOpts {
   std::map<std::string, std::string> frontend_opts;
   // Platforms the workers can run; the first is the default build/target platform.
   std::vector<oci::Platform> worker_platforms;
-  // LLB caps the engine supports (passed to Constraints::WithCaps when marshaling); unset means
-  // the frontend may assume everything Kiln implements.
+  // Added to the brief's contract: the LLB caps the engine supports (BuildKit's Ping LLBCaps),
+  // for Constraints::WithCaps when marshaling.  They decide e.g. whether exec ops must carry a
+  // default PATH themselves.  Unset means the frontend may assume everything Kiln implements.
   std::optional<CapSet> llb_caps;
 };
 
@@ -68,6 +72,9 @@ struct FrontendResult {
 
 class Frontend {
  public:
+  Frontend() = default;
+  Frontend(const Frontend&) = delete;
+  Frontend& operator=(const Frontend&) = delete;
   virtual ~Frontend() = default;
   // Converts the build described by `opts` into LLB.  InvalidArgument for user errors (bad
   // Dockerfile, unknown target), with the file name and line range in the message.

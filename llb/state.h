@@ -58,6 +58,9 @@ std::string_view ResolveModeString(ResolveMode mode);
 // built later.
 class Output {
  public:
+  Output() = default;
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
   virtual ~Output() = default;
   // The op producing this output; nullptr for an unbound DeferredOutput.
   virtual const Vertex* vertex() const = 0;
@@ -80,6 +83,9 @@ struct MarshaledVertex {
 // One op of the graph being built.
 class Vertex {
  public:
+  Vertex() = default;
+  Vertex(const Vertex&) = delete;
+  Vertex& operator=(const Vertex&) = delete;
   virtual ~Vertex() = default;
   // The outputs this op consumes, in the order of its pb.Op inputs (duplicates allowed).
   virtual std::vector<std::shared_ptr<const Output>> Inputs() const = 0;
