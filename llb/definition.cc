@@ -26,8 +26,8 @@ absl::StatusOr<ParsedDefinition> ParsedDefinition::Parse(std::string_view defini
   pb::Definition def;
   // Hostile input must not turn into log lines (protobuf logs each non-UTF-8 map key it meets).
   google::protobuf::LogSilencer quiet;
-  if (!def.ParseFromArray(definition_bytes.data(), static_cast<int>(definition_bytes.size())) ||
-      definition_bytes.size() > static_cast<size_t>(INT32_MAX)) {
+  if (definition_bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !def.ParseFromArray(definition_bytes.data(), static_cast<int>(definition_bytes.size()))) {
     return absl::InvalidArgumentError(StrCat("parse LLB definition (", definition_bytes.size(),
                                              " bytes): not a valid pb.Definition"));
   }

@@ -301,6 +301,16 @@ absl::Status Validate(const ParsedDefinition& def) {
       }
     }
   }
+  // Source map locations must point at a SourceInfo (error reporting indexes into them).
+  for (const auto& [digest, locations] : def.source_map().locations()) {
+    for (const pb::Location& loc : locations.locations()) {
+      if (loc.sourceindex() < 0 || loc.sourceindex() >= def.source_map().infos_size()) {
+        return absl::InvalidArgumentError(
+            StrCat("invalid LLB: source map location of ", digest, " refers to source #",
+                   loc.sourceindex(), ", but the definition has ", def.source_map().infos_size()));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -16,7 +16,8 @@
 //   * file: no actions, an action without a body, input/secondaryInput that is not -1, an op
 //     input, or (op inputs + N) for an EARLIER action N, outputs that are not unique and
 //     contiguous from 0, empty paths, a by-name owner whose input is negative or out of range;
-//   * source: empty identifier; merge/diff/build/passthrough: input indexes out of range.
+//   * source: empty identifier; merge/diff/build/passthrough: input indexes out of range;
+//   * a source-map location whose sourceIndex names no SourceInfo.
 // Ops that the terminal cannot reach are validated too.
 //
 // Thread-safety: pure functions.

@@ -375,6 +375,18 @@ TEST(Validate, RejectsMalformedOtherOps) {
               }).ok());
 }
 
+TEST(Validate, RejectsSourceMapLocationsWithoutSource) {
+  DefBuilder b;
+  std::string src = b.Add(Source());
+  b.Terminal(src);
+  pb::Definition def;
+  ASSERT_TRUE(def.ParseFromString(b.Bytes()));
+  (*def.mutable_source()->mutable_locations())[src].add_locations()->set_sourceindex(0);
+  ExpectRejected(ValidateBytes(SerializeDeterministic(def)), "refers to source #0");
+  def.mutable_source()->add_infos()->set_filename("Dockerfile");
+  EXPECT_TRUE(ValidateBytes(SerializeDeterministic(def)).ok());
+}
+
 TEST(Validate, LoadDefinitionReportsParseErrors) {
   absl::StatusOr<ParsedDefinition> def = LoadDefinition("\x0a\x05\x01");
   EXPECT_FALSE(def.ok());
