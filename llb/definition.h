@@ -41,7 +41,8 @@ struct ParsedOp {
 class ParsedDefinition {
  public:
   // Parses a marshaled pb.Definition.  InvalidArgument when the Definition or one of its ops is
-  // not valid protobuf (the message names the index of the bad op).
+  // not valid protobuf (the message names the index of the bad op).  Protobuf's own logging is
+  // silenced (process-wide, via LogSilencer) while parsing, so hostile bytes leave no log lines.
   static absl::StatusOr<ParsedDefinition> Parse(std::string_view definition_bytes);
   // Same from an already parsed message (ops are still parsed and hashed from def's bytes).
   static absl::StatusOr<ParsedDefinition> FromProto(pb::Definition def);
