@@ -107,7 +107,7 @@ function(kiln_library folder)
                                                  GTest::gtest_main)
     kiln_attach_view(${test_target} ${visible})
     gtest_discover_tests(${test_target} DISCOVERY_TIMEOUT 60
-                         PROPERTIES LABELS "unit;${folder}")
+                         PROPERTIES LABELS unit)
   endif()
 endfunction()
 
