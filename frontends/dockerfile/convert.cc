@@ -276,6 +276,7 @@ absl::Status Converter::ParseAndSetupStages() {
         ds->state = (*nc)->state;
         if ((*nc)->image) {
           ds->image = *(*nc)->image;
+          ds->diff_ids_set = (*nc)->image_diff_ids_set;
           const oci::Platform& ip = ds->image.platform;
           if (!ip.architecture.empty() && !ip.os.empty()) {
             ds->platform = oci::Platform{ip.architecture, ip.os, ip.variant, "", {}};
@@ -359,6 +360,7 @@ absl::Status Converter::ResolveBase(DispatchState& d, bool reachable) {
   KILN_ASSIGN_OR_RETURN(std::optional<NamedContext> nc, ContextByName(d.stage.base_name, platform));
   if (nc) {
     d.image = nc->image ? *nc->image : internal::EmptyImage(po_.target);
+    d.diff_ids_set = nc->image && nc->image_diff_ids_set;
     d.state = nc->state.Platform(platform);
     d.platform = platform;
     return absl::OkStatus();
@@ -395,6 +397,7 @@ absl::Status Converter::ResolveBase(DispatchState& d, bool reachable) {
       }
     }
     d.image = *std::move(img);
+    d.diff_ids_set = ConfigHasDiffIds(resolved->config_json);
   }
   if (is_scratch) {
     d.state = llb::Scratch();
@@ -467,6 +470,7 @@ absl::Status Converter::DispatchStages() {
       d.state = d.base->state;
       d.platform = d.base->platform;
       d.image = d.base->image;
+      d.diff_ids_set = d.base->diff_ids_set;
     }
     bool has_path = false;
     for (const std::string& kv : d.image.config.env) {
@@ -539,6 +543,7 @@ absl::StatusOr<ConvertResult> Converter::Run() {
   ConvertResult out;
   out.state = target_->state;
   out.image = target_->image;
+  out.image_diff_ids_set = target_->diff_ids_set;
   out.warnings = df_.warnings;
   return out;
 }

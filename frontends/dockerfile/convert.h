@@ -40,6 +40,7 @@ namespace kiln::frontends::dockerfile {
 struct NamedContext {
   llb::State state;
   std::optional<oci::Image> image;
+  bool image_diff_ids_set = false;  // the config held "diff_ids": [] (see ConvertResult)
 };
 
 // Resolves a named context: nullopt when `name` has none.  `platform` is the platform of the
@@ -86,6 +87,8 @@ struct ConvertOptions {
 struct ConvertResult {
   llb::State state;  // the target stage; Marshal() it for the Definition
   oci::Image image;  // the image config (containerimage.config)
+  // Go tells a missing rootfs.diff_ids (null) from an empty list ([]); oci::Image does not.
+  bool image_diff_ids_set = false;
   std::vector<Warning> warnings;
 };
 
@@ -95,7 +98,11 @@ absl::StatusOr<ConvertResult> Convert(std::string_view dockerfile, const Convert
 
 // The image config JSON exactly as BuildKit's frontend marshals it for containerimage.config
 // (Go's json.Marshal of dockerfile2llb.Image: architecture, os, rootfs, history, config, ...).
-std::string EncodeImageConfigJson(const oci::Image& image);
+// `diff_ids_set`: write an empty rootfs.diff_ids as [] instead of null.
+std::string EncodeImageConfigJson(const oci::Image& image, bool diff_ids_set = false);
+
+// Whether an image config JSON holds a rootfs.diff_ids array (Go: a non-nil slice).
+bool ConfigHasDiffIds(std::string_view config_json);
 
 // containerd's platforms.Parse (not normalized: "linux/arm64/v8" keeps its variant), with
 // BuildKit's error text.

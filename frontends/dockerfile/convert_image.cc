@@ -5,6 +5,7 @@
 #include "base/strings.h"
 #include "frontends/dockerfile/convert.h"
 #include "llb/go_compat.h"
+#include "nlohmann/json.hpp"
 
 namespace kiln::frontends::dockerfile {
 namespace {
@@ -73,7 +74,7 @@ std::string Config(const oci::ImageConfig& c) {
 
 }  // namespace
 
-std::string EncodeImageConfigJson(const oci::Image& img) {
+std::string EncodeImageConfigJson(const oci::Image& img, bool diff_ids_set) {
   JsonObject o;
   if (!img.created.empty()) o.String("created", img.created);
   if (!img.author.empty()) o.String("author", img.author);
@@ -88,8 +89,8 @@ std::string EncodeImageConfigJson(const oci::Image& img) {
   rootfs.String("type", img.rootfs.type);
   std::vector<std::string> ids;
   for (const Digest& d : img.rootfs.diff_ids) ids.push_back(d.str());
-  // Go marshals a nil slice as null; BuildKit never has an empty non-nil one here.
-  rootfs.Raw("diff_ids", ids.empty() ? "null" : StringArray(ids));
+  // Go marshals a nil slice as null.
+  rootfs.Raw("diff_ids", ids.empty() && !diff_ids_set ? "null" : StringArray(ids));
   o.Raw("rootfs", rootfs.Done());
   if (!img.history.empty()) {
     std::string hist = "[";
@@ -107,6 +108,15 @@ std::string EncodeImageConfigJson(const oci::Image& img) {
   }
   o.Raw("config", Config(img.config));
   return o.Done();
+}
+
+bool ConfigHasDiffIds(std::string_view config_json) {
+  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  auto rootfs = j.find("rootfs");
+  if (rootfs == j.end() || !rootfs->is_object()) return false;
+  auto ids = rootfs->find("diff_ids");
+  return ids != rootfs->end() && ids->is_array();
 }
 
 }  // namespace kiln::frontends::dockerfile

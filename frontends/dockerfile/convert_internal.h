@@ -41,6 +41,7 @@ struct DispatchState {
   Stage stage;
   llb::State state;
   oci::Image image;
+  bool diff_ids_set = false;  // see ConvertResult::image_diff_ids_set
   std::optional<oci::Platform> platform;
   DispatchState* base = nullptr;
   bool noinit = false;        // state given by a named context

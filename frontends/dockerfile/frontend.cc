@@ -177,7 +177,7 @@ class NamedContexts {
     std::string rest = v->substr(colon + 1);
     if (kind == "docker-image") {
       std::string ref = rest.rfind("//", 0) == 0 ? rest.substr(2) : rest;
-      if (ref == "scratch") return NamedContext{llb::Scratch(), std::nullopt};
+      if (ref == "scratch") return NamedContext{llb::Scratch(), std::nullopt, false};
       KILN_ASSIGN_OR_RETURN(ImageReference parsed, ParseNormalizedReference(ref));
       KILN_ASSIGN_OR_RETURN(
           llb::ResolvedImage resolved,
@@ -189,7 +189,7 @@ class NamedContexts {
       c.WithPlatform(platform);
       llb::State st = llb::Image(ref, {.constraints = c});
       KILN_ASSIGN_OR_RETURN(st, st.WithImageConfig(resolved.config_json));
-      return NamedContext{st, img};
+      return NamedContext{st, img, ConfigHasDiffIds(resolved.config_json)};
     }
     if (kind == "local") {
       absl::StatusOr<std::string> ignore = client_.ReadFile(rest, kDockerignoreFilename);
@@ -200,7 +200,7 @@ class NamedContexts {
       li.shared_key_hint = StrCat("context:", pname);
       li.exclude_patterns = excludes;
       li.constraints.WithCustomName(StrCat("[context ", pname, "] load from client"));
-      return NamedContext{llb::Local(rest, li), std::nullopt};
+      return NamedContext{llb::Local(rest, li), std::nullopt, false};
     }
     if (kind == "git" || kind == "http" || kind == "https" || kind == "oci-layout" ||
         kind == "input" || kind.rfind("git@", 0) == 0) {
@@ -480,7 +480,7 @@ absl::StatusOr<llb::FrontendResult> DockerfileFrontend::Build(llb::FrontendClien
   KILN_ASSIGN_OR_RETURN(ConvertResult converted, Convert(*dockerfile, co, client));
   llb::FrontendResult result;
   KILN_ASSIGN_OR_RETURN(result.definition, converted.state.Marshal());
-  result.image_config_json = EncodeImageConfigJson(converted.image);
+  result.image_config_json = EncodeImageConfigJson(converted.image, converted.image_diff_ids_set);
   result.metadata["containerimage.config"] = result.image_config_json;
   const oci::Platform p =
       llb::NormalizePlatform(target_platform ? *target_platform : llb::DefaultPlatform());

@@ -125,8 +125,9 @@ GoldenOutput RunCase(const std::string& name) {
   amd64.architecture = "amd64";
   opts.worker_platforms = {amd64};
   if (absl::StatusOr<std::string> o = ReadFileToString(dir + "/opts.json"); o.ok()) {
-    for (const auto& [k, v] : nlohmann::json::parse(*o).items()) {
-      opts.frontend_opts[k] = v.get<std::string>();
+    const nlohmann::json j = nlohmann::json::parse(*o);
+    for (const auto& item : j.items()) {
+      opts.frontend_opts[item.key()] = item.value().get<std::string>();
     }
   }
   int pg = 0;
