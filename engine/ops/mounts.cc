@@ -127,7 +127,9 @@ absl::StatusOr<std::unique_ptr<CacheMountLease>> CacheMounts::Acquire(const std:
       }
     }
     if (sharing == pb::LOCKED && any) {
+      ++waiting_;
       cv_.wait(lock);
+      --waiting_;
       continue;
     }
     break;
@@ -153,6 +155,11 @@ absl::StatusOr<std::unique_ptr<CacheMountLease>> CacheMounts::Acquire(const std:
   }
   done.exists = true;
   return std::unique_ptr<CacheMountLease>(new CacheMountLease(this, key, n, path));
+}
+
+int CacheMounts::Waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
 }
 
 void CacheMounts::Release(const std::string& key, int instance) {

@@ -81,6 +81,9 @@ class CacheMounts {
   // `from`) that nobody is using.
   absl::Status Reset(const std::set<std::string>& ids);
 
+  // How many Acquire calls are waiting for a locked cache right now (tests).
+  int Waiting();
+
   // The directory name prefix of cache `id` (tests, du).
   static std::string DirPrefix(const std::string& id);
 
@@ -109,6 +112,7 @@ class CacheMounts {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, KeyState> keys_;  // by key directory name
+  int waiting_ = 0;
 };
 
 // A secret value as a file on a private tmpfs.
