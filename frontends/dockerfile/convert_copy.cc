@@ -101,6 +101,9 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
   }
 
   std::string commit = cfg.is_add ? "ADD" : "COPY";
+  // --parents exists only in BuildKit HEAD, whose history text names it (v0.11.6 names no
+  // flags, and neither do we for the flags it has).
+  if (cfg.parents) commit += " --parents";
   auto base_info = [&]() {
     llb::CopyInfo info;
     info.mode = chmod.mode;
