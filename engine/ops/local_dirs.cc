@@ -281,8 +281,9 @@ class ClientWalker {
           return ErrnoStatus(StrCat("open ", Quote(e.path)));
         }
         UniqueFd sub(fd);
+        const std::string path = e.path;  // pending_ may reallocate during the recursion
         pending_.push_back({std::move(e), d.include});
-        absl::Status st = Walk(sub.get(), pending_.back().entry.path, d.state, depth + 1);
+        absl::Status st = Walk(sub.get(), path, d.state, depth + 1);
         pending_.pop_back();
         KILN_RETURN_IF_ERROR(st);
         continue;
