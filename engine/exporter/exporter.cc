@@ -193,7 +193,8 @@ class ImageExporter : public Exporter {
                     const std::vector<std::string>& names, const CancelToken& cancel) {
     registry::PushRequest req;
     std::unique_ptr<registry::Registry> insecure;
-    registry::RegistryOptions insecure_options;
+    registry::RegistryOptions insecure_options =
+        env_.registry_options ? *env_.registry_options : registry::RegistryOptions();
     for (const std::string& name : names) {
       auto ref = ParseNormalizedReference(name);
       if (!ref.ok()) return Annotate(ref.status(), StrCat("failed to push ", name));

@@ -85,7 +85,10 @@ struct ExportInput {
 struct ExporterEnv {
   Worker* worker = nullptr;                // required
   registry::Registry* registry = nullptr;  // required for push
-  int layer_parallelism = 2;               // snapshots diffed at once
+  // What registry.insecure's own client starts from (the shared client's options); its
+  // target hosts get plain_http.  Default options when null.
+  const registry::RegistryOptions* registry_options = nullptr;
+  int layer_parallelism = 2;  // snapshots diffed at once
 };
 
 class Exporter {
