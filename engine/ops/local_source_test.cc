@@ -29,7 +29,7 @@ ino_t Inode(const std::string& path) {
 }
 
 struct stat Lstat(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st;
 }
@@ -55,7 +55,8 @@ class HostLocalDirsTest : public ::testing::Test {
     client_ = dir_.path() + "/client";
     mirror_ = dir_.path() + "/mirrors/m1/tree";
     ASSERT_TRUE(MakeDirs(client_).ok());
-    dirs_ = std::make_unique<HostLocalDirs>(std::map<std::string, std::string>{{"context", client_}});
+    dirs_ =
+        std::make_unique<HostLocalDirs>(std::map<std::string, std::string>{{"context", client_}});
   }
 
   void Sync(const LocalDirFilter& filter = {}) {
@@ -327,7 +328,8 @@ class LocalSourceOpTest : public source_testing::WorkerTest {
     Write(client_ + "/a.txt", "version 1\n");
     Write(client_ + "/dir/b.txt", "bee\n", 0600);
     ASSERT_EQ(::symlink("/etc/shadow", (client_ + "/shadow").c_str()), 0);
-    dirs_ = std::make_shared<HostLocalDirs>(std::map<std::string, std::string>{{"context", client_}});
+    dirs_ =
+        std::make_shared<HostLocalDirs>(std::map<std::string, std::string>{{"context", client_}});
   }
 
   OpContext Ctx(std::shared_ptr<LocalDirs> dirs = nullptr) {

@@ -41,9 +41,7 @@ namespace kiln::engine::source_testing {
 inline constexpr char kPython[] = "/usr/bin/python3";
 
 // engine/ops in the source tree (test scripts live in engine/ops/testdata).
-inline std::string OpsSourceDir() {
-  return std::filesystem::path(__FILE__).parent_path().string();
-}
+inline std::string OpsSourceDir() { return std::filesystem::path(__FILE__).parent_path().string(); }
 inline std::string RepoRoot() {
   return std::filesystem::path(OpsSourceDir()).parent_path().parent_path().string();
 }
@@ -72,7 +70,9 @@ inline void Write(const std::string& path, const std::string& data, mode_t mode 
   ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
 }
 
-inline std::string Read(const std::string& path) { return ReadFileToString(path).value_or("<missing>"); }
+inline std::string Read(const std::string& path) {
+  return ReadFileToString(path).value_or("<missing>");
+}
 
 // A process started by a test; SIGTERM then SIGKILL by PID when destroyed.
 class Child {
