@@ -495,3 +495,59 @@ TEST(ExecCacheMapTest, StableAndSensitiveToTheOp) {
 
 }  // namespace
 }  // namespace kiln::engine
+
+namespace kiln::engine {
+namespace {
+
+// Digests printed by BuildKit v0.11.6's own ExecOp.CacheMap for the same ops (a throwaway Go
+// test in the ops package of /work/ref/buildkit), so Kiln's keys are BuildKit's.
+TEST(ExecCacheMapTest, MatchesBuildKit) {
+  oci::Platform amd64{.architecture = "amd64", .os = "linux"};
+  pb::ExecOp e1;
+  e1.mutable_meta()->add_args("/bin/sh");
+  e1.mutable_meta()->add_args("-c");
+  e1.mutable_meta()->add_args("make");
+  e1.mutable_meta()->add_env("PATH=/usr/bin");
+  e1.mutable_meta()->set_cwd("/");
+  AddMount(&e1, 0, "/", 0);
+  auto k1 = ExecOpCacheMap(e1, 1, amd64, nullptr);
+  ASSERT_TRUE(k1.ok());
+  EXPECT_EQ(k1->digest.str(),
+            "sha256:3a6b2c04691cc9c72776b07032b75ce996a047ce7a7a30f5d0dc4172e74ebcbe");
+
+  pb::ExecOp e2;
+  pb::Meta* m = e2.mutable_meta();
+  m->add_args("/bin/sh");
+  m->add_args("-c");
+  m->add_args("make");
+  m->add_env("A=1");
+  m->set_cwd("/w");
+  m->set_user("app");
+  pb::HostIP* h = m->add_extrahosts();
+  h->set_host("db");
+  h->set_ip("10.0.0.1");
+  m->mutable_proxy_env()->set_http_proxy("http://p");
+  m->set_hostname("h");
+  AddMount(&e2, 0, "/", 0);
+  pb::Mount* src = AddMount(&e2, 1, "/src", -1);
+  src->set_selector("/a");
+  src->set_readonly(true);
+  pb::Mount* cache = AddMount(&e2, -1, "/cache", -1);
+  cache->set_mounttype(pb::CACHE);
+  cache->mutable_cacheopt()->set_id("c");
+  cache->mutable_cacheopt()->set_sharing(pb::LOCKED);
+  pb::Mount* secret = AddMount(&e2, -1, "/run/secrets/tok", -1);
+  secret->set_mounttype(pb::SECRET);
+  secret->mutable_secretopt()->set_id("tok");
+  secret->mutable_secretopt()->set_mode(0400);
+  e2.set_network(pb::NONE);
+  auto k2 = ExecOpCacheMap(e2, 2, amd64, nullptr);
+  ASSERT_TRUE(k2.ok());
+  EXPECT_EQ(k2->digest.str(),
+            "sha256:ec72e2e2dad75ca5b4660c46bd962722d2c527496090e45c502086eb27884e7e");
+  EXPECT_EQ(k2->deps[1].selector.str(),
+            "sha256:6a50dc8584134c7de537c0052ff6d236bf874355e050c90523e0c5ff2a543a28");
+}
+
+}  // namespace
+}  // namespace kiln::engine

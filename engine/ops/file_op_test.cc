@@ -181,3 +181,57 @@ TEST_F(FileOpTest, CacheMapDigestSelectorsAndContentKeys) {
 
 }  // namespace
 }  // namespace kiln::engine
+
+namespace kiln::engine {
+namespace {
+
+// Digests printed by BuildKit v0.11.6's own fileOp.CacheMap for the same ops.
+TEST(FileOpCacheMapGoldenTest, MatchesBuildKit) {
+  pb::FileOp f1;
+  pb::FileActionCopy* c = CopyOf(AddAction(&f1, 0, 1, 0), "/src/app.go", "/app/");
+  c->set_dircopycontents(true);
+  c->set_allowemptywildcard(true);
+  auto k1 = FileOpCacheMap(f1, 2, nullptr);
+  ASSERT_TRUE(k1.ok());
+  EXPECT_EQ(k1->digest.str(),
+            "sha256:f146236e1f464d611b96b8f6a962fa529b67d4793935e8102f0e12dd3690a363");
+  EXPECT_EQ(k1->deps[1].selector.str(),
+            "sha256:47409305918c70862f71e4ff0708abe054fad1670c15a0ca44008b26614a270e");
+
+  pb::FileOp f2;
+  pb::FileActionMkDir* md = AddAction(&f2, 0, -1, -1)->mutable_mkdir();
+  md->set_path("/app");
+  md->set_mode(0755);
+  md->set_makeparents(true);
+  md->set_timestamp(-1);
+  md->mutable_owner()->mutable_user()->mutable_byname()->set_name("app");
+  md->mutable_owner()->mutable_user()->mutable_byname()->set_input(0);
+  pb::FileActionCopy* c2 = AddAction(&f2, 2, 1, 0)->mutable_copy();
+  c2->set_src("/x/*.go");
+  c2->set_dest("/app/");
+  c2->set_mode(0755);
+  c2->set_timestamp(1000);
+  c2->set_allowwildcard(true);
+  c2->add_include_patterns("a");
+  c2->add_exclude_patterns("b");
+  c2->mutable_owner()->mutable_user()->set_byid(1000);
+  pb::FileActionMkFile* mf = AddAction(&f2, 3, -1, 1)->mutable_mkfile();
+  mf->set_path("/f");
+  mf->set_mode(0644);
+  mf->set_data(std::string("hi\0<>", 5));
+  mf->set_timestamp(-1);
+  pb::FileActionRm* rm = AddAction(&f2, 4, -1, 2)->mutable_rm();
+  rm->set_path("/tmp");
+  rm->set_allownotfound(true);
+  rm->set_allowwildcard(true);
+  auto k2 = FileOpCacheMap(f2, 2, nullptr);
+  ASSERT_TRUE(k2.ok());
+  EXPECT_EQ(k2->digest.str(),
+            "sha256:972934bd4a5498f988d8a2188df6fffd4c5c6b963677acbbeb701684b392c10e");
+  EXPECT_EQ(k2->deps[1].selector.str(),
+            "sha256:9ea10285e7c80f5dd8b7346b11a046b3f372d01ab85900c1f1fede0874b65ad4");
+  EXPECT_FALSE(k2->deps[0].selector.valid()) << "input 0 is modified: no selector";
+}
+
+}  // namespace
+}  // namespace kiln::engine
