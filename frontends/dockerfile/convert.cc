@@ -93,29 +93,50 @@ std::optional<llb::ProxyEnv> ProxyEnvFromBuildArgs(const std::map<std::string, s
   return pe;
 }
 
-bool IsReachable(const DispatchState* from, const DispatchState* to, int depth = 0) {
-  if (from == nullptr || depth > 10000) return false;
-  if (from == to || IsReachable(from->base, to, depth + 1)) return true;
-  for (const DispatchState* d : from->deps) {
-    if (IsReachable(d, to, depth + 1)) return true;
+// Go's isReachable(target, x) for every x at once: the states `target` reaches through bases
+// and dependencies.  (Go walks every path again per query, which is exponential on a hostile
+// Dockerfile whose stages all copy from all earlier ones.)
+std::set<const DispatchState*> ReachableFrom(const DispatchState* target) {
+  std::set<const DispatchState*> seen;
+  std::vector<const DispatchState*> todo = {target};
+  while (!todo.empty()) {
+    const DispatchState* s = todo.back();
+    todo.pop_back();
+    if (s == nullptr || !seen.insert(s).second) continue;
+    todo.push_back(s->base);
+    todo.insert(todo.end(), s->deps.begin(), s->deps.end());
   }
-  return false;
+  return seen;
 }
 
 // Go's hasCircularDependency: the first state (in order) from which a cycle can be reached.
+// Iterative, so a hostile chain of stages cannot exhaust the stack.
 DispatchState* FindCircularDependency(const DispatchStates& all) {
-  std::set<const DispatchState*> visited, path;
-  std::function<bool(const DispatchState*)> visit = [&](const DispatchState* s) {
-    if (!visited.insert(s).second) return false;
-    path.insert(s);
-    for (const DispatchState* dep : s->deps) {
-      if (path.count(dep) || visit(dep)) return true;
-    }
-    path.erase(s);
-    return false;
+  std::set<const DispatchState*> visited, on_path;
+  struct Frame {
+    const DispatchState* state;
+    size_t next = 0;
   };
-  for (const auto& s : all.states()) {
-    if (visit(s.get())) return s.get();
+  for (const auto& root : all.states()) {
+    std::vector<Frame> stack;
+    if (visited.insert(root.get()).second) {
+      stack.push_back({root.get()});
+      on_path.insert(root.get());
+    }
+    while (!stack.empty()) {
+      Frame& top = stack.back();
+      if (top.next < top.state->deps.size()) {
+        const DispatchState* dep = top.state->deps[top.next++];
+        if (on_path.count(dep)) return root.get();
+        if (visited.insert(dep).second) {
+          on_path.insert(dep);
+          stack.push_back({dep});
+        }
+        continue;
+      }
+      on_path.erase(top.state);
+      stack.pop_back();
+    }
   }
   return nullptr;
 }
@@ -203,6 +224,7 @@ class Converter {
   DispatchStates all_;
   DispatchState* target_ = nullptr;
   std::vector<std::string> all_stage_names_;
+  std::set<const DispatchState*> reachable_;  // from target_, once dependencies are known
   DispatchOpt dopt_;
   std::shared_ptr<llb::DeferredOutput> context_out_ = std::make_shared<llb::DeferredOutput>();
   std::set<std::string> ctx_paths_;
@@ -340,6 +362,7 @@ absl::Status Converter::ComputeDependencies() {
                         StrCat("circular dependency detected on stage: ", c->stage_name));
   }
   if (all_.size() == 1) all_.states()[0]->stage_name.clear();
+  reachable_ = ReachableFrom(target_);
   for (const auto& s : all_.states()) {
     if (!s->stage_name.empty()) all_stage_names_.push_back(s->stage_name);
   }
@@ -419,7 +442,7 @@ absl::Status Converter::ResolveBases() {
   std::vector<std::pair<DispatchState*, bool>> jobs;
   for (const auto& ds : all_.states()) {
     DispatchState* d = ds.get();
-    const bool reachable = IsReachable(target_, d);
+    const bool reachable = reachable_.count(d) > 0;
     if (d->base != nullptr || d->noinit) continue;
     if (d->stage.base_name == kEmptyImageName) {
       d->state = llb::Scratch();
@@ -465,7 +488,7 @@ absl::Status Converter::DispatchStages() {
   const size_t n = all_.size();
   for (size_t i = 0; i < n; ++i) {
     DispatchState& d = *all_.states()[i];
-    if (!IsReachable(target_, &d) || d.noinit) continue;
+    if (!reachable_.count(&d) || d.noinit) continue;
     if (d.base != nullptr) {
       d.state = d.base->state;
       d.platform = d.base->platform;
@@ -490,7 +513,7 @@ absl::Status Converter::DispatchStages() {
           internal::DispatchWorkdir(d, d.image.config.working_dir, false, nullptr, "", nullptr),
           d.stage.location));
     }
-    if (!d.image.config.user.empty()) internal::DispatchUser(d, d.image.config.user, false);
+    if (!d.image.config.user.empty()) internal::DispatchUser(d, d.image.config.user);
     d.state = d.state.Network(opts_.force_network_mode);
 
     std::vector<std::string> triggers = d.image.config.on_build;

@@ -193,10 +193,9 @@ absl::StatusOr<CommandEntry> ToCommand(Command cmd, DispatchStates& all, bool re
   return e;
 }
 
-void DispatchUser(DispatchState& d, const std::string& user, bool commit) {
+void DispatchUser(DispatchState& d, const std::string& user) {
   d.state = d.state.User(user);
   d.image.config.user = user;
-  if (commit) CommitToHistory(d.image, StrCat("USER ", user), false, false, std::nullopt);
 }
 
 absl::Status DispatchWorkdir(DispatchState& d, const std::string& path, bool commit,
@@ -312,8 +311,7 @@ absl::Status Dispatch(DispatchState& d, CommandEntry& entry, DispatchOpt& opt) {
   if (const auto* c = cmd.As<HealthCheckCommand>()) return DispatchHealthcheck(d, *c, opt);
   if (const auto* c = cmd.As<ExposeCommand>()) return DispatchExpose(d, *c, opt);
   if (const auto* c = cmd.As<UserCommand>()) {
-    d.state = d.state.User(c->user);
-    d.image.config.user = c->user;
+    DispatchUser(d, c->user);
     CommitToHistory(d.image, StrCat("USER ", c->user), false, false, opt.epoch);
     return absl::OkStatus();
   }

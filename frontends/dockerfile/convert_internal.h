@@ -114,7 +114,8 @@ absl::Status DispatchOnBuildTriggers(DispatchState& d, const std::vector<std::st
 absl::Status DispatchWorkdir(DispatchState& d, const std::string& path, bool commit,
                              const SourceRange* location, const std::string& code,
                              DispatchOpt* opt);
-void DispatchUser(DispatchState& d, const std::string& user, bool commit);
+// Sets the user of the state and the image config (the history entry is the caller's).
+void DispatchUser(DispatchState& d, const std::string& user);
 absl::Status DispatchRun(DispatchState& d, const Command& cmd, const RunCommand& run,
                          const std::vector<DispatchState*>& sources, DispatchOpt& opt);
 

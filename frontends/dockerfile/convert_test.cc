@@ -169,6 +169,24 @@ TEST(Convert, ResolvesOnlyReachableStagesWithTheirPlatform) {
   EXPECT_NE(dump->find("\"Architecture\":\"arm64\""), std::string::npos) << *dump;
 }
 
+// Every stage copies from every earlier one: walking all paths (as BuildKit does) would never
+// end; the converter visits each stage once.
+TEST(Convert, DenseStageGraph) {
+  std::string text;
+  constexpr int kStages = 40;
+  for (int i = 0; i < kStages; ++i) {
+    StrAppend(&text, "FROM busybox AS s", i, "\n");
+    for (int j = 0; j < i; ++j) StrAppend(&text, "COPY --from=s", j, " /", j, " /", j, "\n");
+  }
+  absl::StatusOr<ConvertResult> r = ConvertText(text);
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<pb::Definition> def = r->state.Marshal();
+  ASSERT_TRUE(def.ok()) << def.status();
+  // Stage i is stage i-1 plus one copy, so identical ops collapse: the image, one file op per
+  // COPY of the last stage, the terminal op.
+  EXPECT_EQ(def->def_size(), 1 + (kStages - 1) + 1);
+}
+
 TEST(Convert, ImageConfigJsonHasGoFieldOrder) {
   oci::Image img;
   img.platform.architecture = "arm";
