@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "base/strings.h"
 #include "engine/exporter/go_json.h"
+#include "engine/exporter/tree_tar.h"
 #include "snapshotter/sha256.h"
 #include "snapshotter/tar_writer.h"
 
@@ -75,10 +76,12 @@ std::string IndexJson(std::vector<oci::Descriptor> manifests) {
   return oci::EncodeIndex(index);
 }
 
-absl::StatusOr<std::string> DockerManifestJson(const ArchiveImage& image) {
+// containerd writes manifest.json for both variants; the oci one (WithSkipDockerManifest)
+// only leaves out the names.
+absl::StatusOr<std::string> DockerManifestJson(const ArchiveImage& image, ArchiveFormat format) {
   OrderedJson entry = OrderedJson::object();
   entry["Config"] = BlobPath(image.config.digest);
-  if (image.names.empty()) {
+  if (image.names.empty() || format == ArchiveFormat::kOci) {
     entry["RepoTags"] = nullptr;
   } else {
     entry["RepoTags"] = OrderedJson::array();
@@ -117,7 +120,7 @@ absl::Status WriteRecord(const Record& r, snapshotter::ByteSink& out) {
   h.type = r.type;
   h.mode = r.mode;
   h.size = r.size;
-  std::string header = snapshotter::EncodeTarHeader(h);
+  std::string header = EncodeGoTarHeader(h);
   KILN_RETURN_IF_ERROR(out.Write(header.data(), header.size()));
   if (!r.write) return absl::OkStatus();
   KILN_RETURN_IF_ERROR(r.write(out));
@@ -178,10 +181,8 @@ absl::Status WriteImageArchive(snapshotter::ContentStore& store, const ArchiveIm
   std::vector<Record> records;
   records.push_back(Bytes("oci-layout", 0444, kOciLayout));
   records.push_back(Bytes("index.json", 0644, IndexJson(IndexEntries(image))));
-  if (format == ArchiveFormat::kDocker) {
-    KILN_ASSIGN_OR_RETURN(std::string manifests, DockerManifestJson(image));
-    records.push_back(Bytes("manifest.json", 0644, std::move(manifests)));
-  }
+  KILN_ASSIGN_OR_RETURN(std::string manifests, DockerManifestJson(image, format));
+  records.push_back(Bytes("manifest.json", 0644, std::move(manifests)));
   Record blobs_dir;
   blobs_dir.name = "blobs/";
   blobs_dir.type = '5';

@@ -8,11 +8,11 @@
 //   blobs/, blobs/sha256/                                                    0755 directories
 //   blobs/sha256/<hex>  manifest, config and layers, streamed from the content store and
 //                       verified against their digests on the way                    0444
-//   manifest.json       docker variant only: docker-archive's
-//                       [{"Config","RepoTags","Layers"}] pointing into blobs/, so `docker
-//                       load` / `podman load` read the same tarball                      0644
-// entries sorted by name, mtime 0, owner 0:0, ustar headers.  Nothing is held in memory
-// beyond a 1 MiB copy buffer.
+//   manifest.json       docker-archive's [{"Config","RepoTags","Layers"}] pointing into
+//                       blobs/, so `docker load` / `podman load` read the same tarball;
+//                       RepoTags: the familiar names (docker) or null (oci)            0644
+// entries sorted by name, mtime 0, owner 0:0, ustar headers byte-identical to Go's.  Nothing is
+// held in memory beyond a 1 MiB copy buffer.
 //
 // The directory is what buildctl builds from BuildKit's content-store session for tar=false:
 // blobs/sha256/<hex> (each written to a temporary file, verified, renamed), index.json where

@@ -171,7 +171,7 @@ TEST_F(ExporterTest, OciTarballIsReadByUmociAndSkopeo) {
   EXPECT_EQ(names.back(), "oci-layout");
   EXPECT_EQ(ByName(entries)["index.json"].mode, 0644u);
   EXPECT_EQ(ByName(entries)["oci-layout"].mode, 0444u);
-  EXPECT_FALSE(ByName(entries).count("manifest.json"));
+  ASSERT_TRUE(ByName(entries).count("manifest.json"));  // containerd writes it for oci too
   // manifest + config + 4 layers
   EXPECT_EQ(
       std::count_if(names.begin(), names.end(), [](const std::string& n) { return n.size() > 20; }),
@@ -185,6 +185,10 @@ TEST_F(ExporterTest, OciTarballIsReadByUmociAndSkopeo) {
   EXPECT_EQ(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "v1");
   EXPECT_EQ(index["manifests"][0]["annotations"]["io.containerd.image.name"],
             "docker.io/library/kiln-test:v1");
+
+  auto docker_manifests = Json::parse(*ReadFileToString(layout + "/manifest.json"));
+  EXPECT_TRUE(docker_manifests[0]["RepoTags"].is_null());
+  EXPECT_EQ(docker_manifests[0]["Layers"].size(), 4u);
 
   std::string bundle = Path("bundle");
   ASSERT_EQ(Sh(StrCat("umoci unpack --image ", layout, ":v1 ", bundle)).status, 0)

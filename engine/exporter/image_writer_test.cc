@@ -6,6 +6,7 @@
 #include "engine/exporter/archive.h"
 #include "engine/exporter/go_json.h"
 #include "engine/exporter/options.h"
+#include "engine/exporter/tree_tar.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -169,6 +170,32 @@ TEST(Archive, OciReferenceNameIsTheObject) {
   EXPECT_EQ(OciReferenceName("docker.io/library/busybox:latest"), "latest");
   EXPECT_EQ(OciReferenceName("127.0.0.1:5000/app:v1"), "v1");
   EXPECT_EQ(OciReferenceName("127.0.0.1:5000/app@sha256:abc"), "@sha256:abc");
+}
+
+TEST(Archive, TarHeadersMatchGoArchiveTar) {
+  // The first block of a BuildKit v0.11.6 `type=oci` tarball ("blobs/", 0755, directory).
+  std::string want(512, '\0');
+  auto put = [&](size_t off, std::string_view v) { want.replace(off, v.size(), v); };
+  put(0, "blobs/");
+  put(100, std::string_view("0000755\0"
+                            "0000000\0"
+                            "0000000\0",
+                            24));
+  put(124, std::string_view("00000000000\0"
+                            "00000000000\0",
+                            24));
+  put(148, std::string_view("010306\0 5", 9));
+  put(257, std::string_view("ustar\0"
+                            "00",
+                            8));
+  put(329, std::string_view("0000000\0"
+                            "0000000\0",
+                            16));
+  snapshotter::TarHeader h;
+  h.name = "blobs/";
+  h.type = '5';
+  h.mode = 0755;
+  EXPECT_EQ(EncodeGoTarHeader(h), want);
 }
 
 TEST(LayerMediaType, DockerAndOciFlavours) {

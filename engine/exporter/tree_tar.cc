@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <thread>
 #include <vector>
@@ -175,7 +177,7 @@ class TreeWriter {
   }
 
   absl::Status Put(const snapshotter::TarHeader& h) {
-    std::string bytes = snapshotter::EncodeTarHeader(h);
+    std::string bytes = EncodeGoTarHeader(h);
     return out_.Write(bytes.data(), bytes.size());
   }
 
@@ -208,6 +210,21 @@ class TreeWriter {
 };
 
 }  // namespace
+
+std::string EncodeGoTarHeader(const snapshotter::TarHeader& h) {
+  std::string b = snapshotter::EncodeTarHeader(h);
+  if (b.size() != 512 || b.compare(329, 16, std::string(16, '\0')) != 0) return b;
+  std::memcpy(b.data() + 329,
+              "0000000\0"
+              "0000000\0",
+              16);
+  std::memset(b.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : b) sum += c;
+  std::snprintf(b.data() + 148, 8, "%06o", sum);
+  b[155] = ' ';
+  return b;
+}
 
 absl::Status WriteTreeTar(const std::string& root, snapshotter::ByteSink& out,
                           const TreeTarOptions& options) {

@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "base/cancel.h"
 #include "snapshotter/byte_stream.h"
+#include "snapshotter/tar_writer.h"
 
 namespace kiln::engine {
 
@@ -35,6 +36,11 @@ struct TreeTarOptions {
   bool refuse_whiteout_names = false;
   CancelToken cancel;
 };
+
+// snapshotter::EncodeTarHeader, with the ustar device fields filled ("0000000") as Go's
+// archive/tar writes them for every entry, so single-block headers are byte-identical to the
+// ones BuildKit's tarballs carry.
+std::string EncodeGoTarHeader(const snapshotter::TarHeader& h);
 
 absl::Status WriteTreeTar(const std::string& root, snapshotter::ByteSink& out,
                           const TreeTarOptions& options);
