@@ -29,6 +29,7 @@
 #include "frontends/dockerfile/frontend.h"
 #include "gtest/gtest.h"
 #include "llb/dump.h"
+#include "llb/go_compat.h"
 #include "nlohmann/json.hpp"
 
 namespace kiln::frontends::dockerfile {
@@ -67,7 +68,8 @@ class GoldenClient : public llb::FrontendClient {
       llb::ResolveMode mode) override {
     std::lock_guard<std::mutex> lock(mu_);
     resolved_.push_back(ref);
-    const std::string p = platform ? oci::FormatPlatform(*platform) : "";
+    // As the reference tool: platforms.Format(platforms.Normalize(p)).
+    const std::string p = platform ? oci::FormatPlatform(llb::NormalizePlatform(*platform)) : "";
     for (const auto& e : images_) {
       if (e.value("ref", "") != ref) continue;
       const std::string ep = e.value("platform", "");
