@@ -207,6 +207,7 @@ std::string MemoKey(const std::string& snapshot, const std::vector<ContentSelect
     StrAppend(&k, "\n", s.path, "\t", s.wildcard ? 1 : 0, s.follow_links ? 1 : 0);
     for (const auto& p : s.include_patterns) StrAppend(&k, "\t+", p);
     for (const auto& p : s.exclude_patterns) StrAppend(&k, "\t-", p);
+    for (const auto& p : s.required_paths) StrAppend(&k, "\t!", p);
   }
   return k;
 }
@@ -223,8 +224,18 @@ constexpr size_t kMemoCapacity = 20000;
 
 }  // namespace
 
+absl::Status CheckRequiredPaths(const RootDir& root, const std::vector<std::string>& paths) {
+  for (const std::string& p : paths) {
+    KILN_ASSIGN_OR_RETURN(std::string rel, root.Resolve(p, true));
+    KILN_ASSIGN_OR_RETURN(std::optional<struct stat> st, root.Lstat(rel));
+    if (!st) return absl::NotFoundError(StrCat(Quote(CleanPath(StrCat("/", p))), ": not found"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Digest> ChecksumSelector(const RootDir& root, const ContentSelector& sel,
                                         const CancelToken& cancel) {
+  KILN_RETURN_IF_ERROR(CheckRequiredPaths(root, sel.required_paths));
   std::string clean = CleanPath(StrCat("/", sel.path));
   if (!sel.HasWildcardOrFilters()) {
     KILN_ASSIGN_OR_RETURN(std::string rel, ResolveSourcePath(root, clean, sel.follow_links));

@@ -45,12 +45,18 @@ struct ContentSelector {
   bool follow_links = false;
   std::vector<std::string> include_patterns;
   std::vector<std::string> exclude_patterns;
+  // BuildKit HEAD (COPY --parents): paths that must exist in the tree, else NotFound.
+  std::vector<std::string> required_paths;
 
   bool HasWildcardOrFilters() const {
-    return wildcard || !include_patterns.empty() || !exclude_patterns.empty();
+    return wildcard || !include_patterns.empty() || !exclude_patterns.empty() ||
+           !required_paths.empty();
   }
   bool operator==(const ContentSelector&) const = default;
 };
+
+// NotFound naming the first of `paths` missing from the tree (symlinks followed inside it).
+absl::Status CheckRequiredPaths(const RootDir& root, const std::vector<std::string>& paths);
 
 // The checksum of one selector over an open tree.
 absl::StatusOr<Digest> ChecksumSelector(const RootDir& root, const ContentSelector& selector,

@@ -14,6 +14,7 @@
 #include "base/pattern_match.h"
 #include "base/status.h"
 #include "base/strings.h"
+#include "engine/ops/content_hash.h"
 #include "engine/ops/copy_tree.h"
 #include "engine/ops/copy_util.h"
 #include "snapshotter/applier.h"
@@ -265,6 +266,9 @@ absl::Status DoCopy(const RootDir& src, const RootDir& dst, const pb::FileAction
                                         ": no such file or directory"));
     }
   }
+
+  KILN_RETURN_IF_ERROR(CheckRequiredPaths(
+      src, std::vector<std::string>(a.required_paths().begin(), a.required_paths().end())));
 
   std::optional<PathFilter> filter;
   if (a.include_patterns_size() > 0 || a.exclude_patterns_size() > 0) {

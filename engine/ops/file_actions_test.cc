@@ -266,6 +266,29 @@ TEST_F(FileActionsTest, CopyTable) {
        "/out",
        {{"out/f", "f 0644 0:0 new"}, {"out/g/h", "f 0644 0:0 H"}},
        {"out/f/inside"}},
+      {"--parents as HEAD's frontend writes it (pivot, include, required path)",
+       [](auto& s, auto&) {
+         WriteFile(s, "a/b/c.txt", "C");
+         WriteFile(s, "a/b/d.txt", "D");
+         WriteFile(s, "a/x.txt", "X");
+       },
+       [](auto& a) {
+         a.set_dircopycontents(true);
+         a.set_allowwildcard(true);
+         a.set_allowemptywildcard(true);
+         a.set_followsymlink(true);
+         a.add_include_patterns("a/b/c.txt");
+         a.add_required_paths("/a/b/c.txt");
+       },
+       "/", "/dst/", {{"dst/a/b/c.txt", "f 0644 0:0 C"}}, {"dst/a/b/d.txt", "dst/a/x.txt"}},
+      {"--parents with a missing required path fails",
+       [](auto& s, auto&) { WriteFile(s, "a/x.txt", "X"); },
+       [](auto& a) {
+         a.set_dircopycontents(true);
+         a.add_include_patterns("a/nope.txt");
+         a.add_required_paths("/a/nope.txt");
+       },
+       "/", "/dst/", {}, {}, true},
       {"dot-dot in paths is lexical and stays in the roots",
        [](auto& s, auto&) { WriteFile(s, "a", "A"); },
        nullptr,

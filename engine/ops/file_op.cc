@@ -27,13 +27,15 @@ constexpr char kFileCacheType[] = "buildkit.file.v0";
 using SelectorMap = std::map<int64_t, std::vector<ContentSelector>>;
 
 void AddSelector(SelectorMap& m, int64_t idx, const std::string& path, bool wildcard, bool follow,
-                 std::vector<std::string> inc, std::vector<std::string> exc) {
+                 std::vector<std::string> inc, std::vector<std::string> exc,
+                 std::vector<std::string> required = {}) {
   ContentSelector s;
   s.path = path;
   s.follow_links = follow;
   s.wildcard = wildcard && ContainsWildcards(path);
   s.include_patterns = std::move(inc);
   s.exclude_patterns = std::move(exc);
+  s.required_paths = std::move(required);
   m[idx].push_back(std::move(s));
 }
 
@@ -307,7 +309,8 @@ absl::StatusOr<CacheMap> FileOpCacheMap(const pb::FileOp& op, int num_inputs, Wo
         if (a.secondaryinput() != -1 && a.secondaryinput() < num_inputs) {
           AddSelector(selectors, a.secondaryinput(), p.src(), p.allowwildcard(), p.followsymlink(),
                       {p.include_patterns().begin(), p.include_patterns().end()},
-                      {p.exclude_patterns().begin(), p.exclude_patterns().end()});
+                      {p.exclude_patterns().begin(), p.exclude_patterns().end()},
+                      {p.required_paths().begin(), p.required_paths().end()});
           p.set_src(BasePath(p.src()));
         }
         dt = llb::GoJson(p);
