@@ -12,7 +12,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "base/strings.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace kiln {
