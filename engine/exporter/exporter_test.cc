@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "snapshotter/image_import.h"
 
 namespace kiln::engine {
 namespace {
@@ -475,6 +477,54 @@ TEST_F(ExporterTest, ImageExporterStoresNamesAndResponse) {
 
   EXPECT_FALSE(NewExporter("image", {{"push", "maybe"}}, {worker_.get(), nullptr}).ok());
   EXPECT_FALSE(NewExporter("floppy", {}, {worker_.get(), nullptr}).ok());
+}
+
+TEST_F(ExporterTest, ImageExporterUnpacksAndReportsProgress) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  std::vector<std::string> done;
+  ExportInput in = Input(result);
+  in.progress = [&](const StatusUpdate& u) {
+    if (u.completed) done.push_back(u.name);
+  };
+  auto exp = NewExporter("image", {{"name", "kiln-unpack:1"}, {"unpack", "true"}},
+                         {worker_.get(), nullptr});
+  ASSERT_TRUE(exp.ok());
+  EXPECT_EQ((*exp)->Name(), "exporting to image");
+  auto resp = (*exp)->Export(in, {}, CancelToken());
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_THAT(done, ::testing::IsSupersetOf(
+                        {std::string("exporting layers"), std::string("naming to kiln-unpack:1"),
+                         std::string("unpacking to docker.io/library/kiln-unpack:1")}));
+  // The layers now also exist as snapshots keyed by chainID, as an unpacked image's do.
+  auto config = snapshotter::ReadBlob(worker_->content(),
+                                      *Digest::Parse(resp->at(kExporterImageConfigDigest)));
+  ASSERT_TRUE(config.ok());
+  auto image = oci::DecodeImage(*config);
+  ASSERT_TRUE(image.ok());
+  auto chain = snapshotter::ChainIds(image->rootfs.diff_ids);
+  auto top = worker_->snapshots().Stat(chain.back().str());
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->kind, snapshotter::SnapshotKind::kCommitted);
+}
+
+TEST_F(ExporterTest, ConcurrentExportsComputeEachLayerOnce) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  absl::StatusOr<std::vector<ExportedLayer>> a, b;
+  std::thread t1([&] { a = ExportLayers(*worker_, result, {}); });
+  std::thread t2([&] { b = ExportLayers(*worker_, result, {}); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  int computed = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ((*a)[i].blob, (*b)[i].blob);
+    computed += ((*a)[i].source == ExportedLayer::Source::kComputed) +
+                ((*b)[i].source == ExportedLayer::Source::kComputed);
+  }
+  EXPECT_EQ(computed, 4);
 }
 
 TEST_F(ExporterTest, ScratchExportsAnImageWithoutLayers) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"  // base/strings.h does not include it itself
 #include "base/strings.h"
 #include "engine/exporter/exporter.h"
+#include "engine/exporter/layers.h"
 #include "engine/exporter/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -80,6 +81,29 @@ TEST_F(PushTest, PushesEveryNameAndSkopeoSeesTheDigest) {
   EXPECT_EQ(registry_->Count("PUT", "^/v2/kiln/other/manifests/v2$", 201), 1);
   // Also stored locally under both names.
   EXPECT_TRUE(worker_->images().Get(a).ok());
+}
+
+TEST_F(PushTest, MountsBlobsFromTheirDistributionSource) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  auto first = Push({{"name", StrCat(Host(), "/kiln/base:1")}}, result);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // As an image pull would have labelled them: the blobs came from kiln/base on this host.
+  auto layers = ExportLayers(*worker_, result, {});
+  ASSERT_TRUE(layers.ok());
+  for (const auto& l : *layers) {
+    ASSERT_TRUE(
+        worker_->content()
+            .UpdateLabels(l.blob.digest,
+                          {{StrCat("containerd.io/distribution.source.", Host()), "kiln/base"}})
+            .ok());
+  }
+  // A fresh client knows nothing about where blobs live except the labels.
+  client_ = std::make_unique<registry::Registry>(options_);
+  auto second = Push({{"name", StrCat(Host(), "/kiln/derived:1")}}, result);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(registry_->Count("POST", "^/v2/kiln/derived/blobs/uploads/$", 201), 4);
+  EXPECT_EQ(Inspect(StrCat(Host(), "/kiln/derived:1"))["Digest"], second->at(kExporterImageDigest));
 }
 
 TEST_F(PushTest, ZstdWithOciMediaTypes) {
