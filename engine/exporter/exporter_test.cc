@@ -479,6 +479,30 @@ TEST_F(ExporterTest, ImageExporterStoresNamesAndResponse) {
   EXPECT_FALSE(NewExporter("floppy", {}, {worker_.get(), nullptr}).ok());
 }
 
+TEST_F(ExporterTest, RewriteKeepsBaseImageLayers) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  auto raw = ExportLayers(*worker_, result, {});
+  ASSERT_TRUE(raw.ok());
+  LayerExportOptions o;
+  o.rewrite_epoch = 1000;
+  o.immutable_diff_ids = {(*raw)[0].diff_id};  // the base image's first layer
+  auto rewritten = ExportLayers(*worker_, result, o);
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status();
+  EXPECT_EQ((*rewritten)[0].blob, (*raw)[0].blob);
+  EXPECT_EQ((*rewritten)[0].source, ExportedLayer::Source::kReused);
+  EXPECT_EQ((*rewritten)[1].source, ExportedLayer::Source::kComputed);
+  EXPECT_NE((*rewritten)[1].diff_id, (*raw)[1].diff_id);  // file times clamped
+  // Recorded apart from the plain layers: a plain export still gets the unclamped blob.
+  auto plain = ExportLayers(*worker_, result, {});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)[1].blob, (*raw)[1].blob);
+  auto again = ExportLayers(*worker_, result, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)[1].blob, (*rewritten)[1].blob);
+  EXPECT_EQ((*again)[1].source, ExportedLayer::Source::kReused);
+}
+
 TEST_F(ExporterTest, ImageExporterUnpacksAndReportsProgress) {
   ResultRef result = BuildChain();
   ASSERT_TRUE(result);
