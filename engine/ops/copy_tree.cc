@@ -157,7 +157,11 @@ class Copier {
     KILN_RETURN_IF_ERROR(ChownEntry(dst, uid, gid));
     if (!S_ISLNK(st.st_mode)) {
       mode_t m = st.st_mode & 07777;
-      if (o_.mode) m = (m & ~mode_t{0777}) | (*o_.mode & 0777);
+      if (o_.mode_str) {
+        m = o_.mode_str->Apply(m, S_ISDIR(st.st_mode));
+      } else if (o_.mode) {
+        m = (m & ~mode_t{0777}) | (*o_.mode & 0777);
+      }
       KILN_RETURN_IF_ERROR(ChmodEntry(dst, m));
     }
     return CopyTimes(st, dst);
@@ -412,6 +416,98 @@ absl::Status TreeCloner::Clone(const EntryRef& src, const std::string& dst_rel) 
     KILN_RETURN_IF_ERROR(CreateSpecialLike(src, st, dst));
   }
   return CopyMetadata(src, st, dst);
+}
+
+}  // namespace kiln::engine
+
+namespace kiln::engine {
+
+absl::StatusOr<SymbolicMode> SymbolicMode::Parse(std::string_view spec) {
+  SymbolicMode m;
+  auto bad = [&] { return absl::InvalidArgumentError(StrCat("invalid mode ", Quote(spec))); };
+  if (spec.empty()) return bad();
+  if (spec[0] >= '0' && spec[0] <= '9') {
+    mode_t v = 0;
+    for (char c : spec) {
+      if (c < '0' || c > '7') return bad();
+      v = v * 8 + static_cast<mode_t>(c - '0');
+      if (v > 07777) return bad();
+    }
+    m.clauses_.push_back(Clause{07777, '=', v, false});
+    return m;
+  }
+  size_t i = 0;
+  while (i <= spec.size()) {
+    mode_t who = 0;
+    for (; i < spec.size(); ++i) {
+      char c = spec[i];
+      if (c == 'a')
+        who |= 07777;
+      else if (c == 'u')
+        who |= 04700;
+      else if (c == 'g')
+        who |= 02070;
+      else if (c == 'o')
+        who |= 00007;
+      else
+        break;
+    }
+    if (i >= spec.size()) return bad();
+    // One or more op+perms groups for this who.
+    while (i < spec.size() && (spec[i] == '+' || spec[i] == '-' || spec[i] == '=')) {
+      char op = spec[i++];
+      mode_t perm = 0;
+      bool xcond = false;
+      for (;
+           i < spec.size() && spec[i] != ',' && spec[i] != '+' && spec[i] != '-' && spec[i] != '=';
+           ++i) {
+        char c = spec[i];
+        if (c == 'r')
+          perm |= 0444;
+        else if (c == 'w')
+          perm |= 0222;
+        else if (c == 'x')
+          perm |= 0111;
+        else if (c == 'X')
+          xcond = true;
+        else if (c == 's')
+          perm |= 06000;
+        else if (c == 't')
+          perm |= 01000;
+        else
+          return bad();
+      }
+      m.clauses_.push_back(Clause{who == 0 ? mode_t{07777} : who, op, perm, xcond});
+    }
+    if (i == spec.size()) break;
+    if (spec[i] != ',') return bad();
+    ++i;
+    if (i == spec.size()) return bad();
+  }
+  if (m.clauses_.empty()) return bad();
+  return m;
+}
+
+mode_t SymbolicMode::Apply(mode_t mode, bool is_dir) const {
+  for (const Clause& c : clauses_) {
+    mode_t perm = c.perm;
+    if (c.x_if_dir_or_exec && (is_dir || (mode & 0111) != 0)) perm |= 0111;
+    mode_t who = c.who;
+    if (perm & 01000) who |= 01000;  // 't' applies whoever was named
+    const mode_t eff = perm & who;
+    switch (c.op) {
+      case '+':
+        mode |= eff;
+        break;
+      case '-':
+        mode &= ~eff;
+        break;
+      default:
+        mode = (mode & ~(who & 07777)) | eff;
+        break;
+    }
+  }
+  return mode & 07777;
 }
 
 }  // namespace kiln::engine

@@ -39,11 +39,31 @@
 
 namespace kiln::engine {
 
+// A chmod(1) symbolic mode ("u+x,go-w", "a=rX", or octal), BuildKit HEAD's COPY
+// --chmod=<symbolic> (FileActionCopy.modeStr), applied with a umask of 0.  The who/op/perm forms
+// are supported; copying another class's bits ("g=u") is not (InvalidArgument).
+class SymbolicMode {
+ public:
+  static absl::StatusOr<SymbolicMode> Parse(std::string_view spec);
+  // The new permission and special bits for an entry whose current bits are `mode`.
+  mode_t Apply(mode_t mode, bool is_dir) const;
+
+ private:
+  struct Clause {
+    mode_t who;   // bits the clause may touch
+    char op;      // '+', '-', '='
+    mode_t perm;  // bits named (before masking with who)
+    bool x_if_dir_or_exec;
+  };
+  std::vector<Clause> clauses_;
+};
+
 struct CopyOptions {
   std::optional<FileOwner> owner;
   std::optional<struct timespec> time;
-  std::optional<uint32_t> mode;        // permission bits (& 0777) replacing the source's
-  const PathFilter* filter = nullptr;  // include/exclude; nullptr or empty = everything
+  std::optional<uint32_t> mode;          // permission bits (& 0777) replacing the source's
+  std::optional<SymbolicMode> mode_str;  // BuildKit HEAD modeStr: overrides `mode`
+  const PathFilter* filter = nullptr;    // include/exclude; nullptr or empty = everything
   bool copy_dir_contents = false;
   bool follow_links = false;
   bool always_replace_existing_dest_paths = false;

@@ -281,14 +281,7 @@ absl::Status DoCopy(const RootDir& src, const RootDir& dst, const pb::FileAction
   o.time = TimestampFromNanos(a.timestamp());
   if (a.mode() != -1) o.mode = static_cast<uint32_t>(a.mode());
   if (!a.modestr().empty()) {
-    char* end = nullptr;
-    const std::string& ms = a.modestr();
-    unsigned long m = std::strtoul(ms.c_str(), &end, 8);
-    if (end == ms.c_str() || *end != '\0' || m > 07777) {
-      return absl::UnimplementedError(
-          StrCat("copy: symbolic mode ", Quote(a.modestr()), " is not supported"));
-    }
-    o.mode = static_cast<uint32_t>(m);
+    KILN_ASSIGN_OR_RETURN(o.mode_str, SymbolicMode::Parse(a.modestr()));
   }
   o.filter = filter ? &*filter : nullptr;
   o.copy_dir_contents = a.dircopycontents();

@@ -13,6 +13,7 @@
 
 #include "base/fs.h"
 #include "base/strings.h"
+#include "engine/ops/copy_tree.h"
 #include "engine/ops/file_op_testing.h"
 #include "gtest/gtest.h"
 
@@ -205,6 +206,16 @@ TEST_F(FileActionsTest, CopyTable) {
        "/out",
        {{"out", "d 0751 0:0"}, {"out/x", "f 0751 0:0 X"}},
        {}},
+      {"symbolic chmod (HEAD modeStr)",
+       [](auto& s, auto&) {
+         WriteFile(s, "d/x", "X", 0600);
+         WriteFile(s, "d/run", "R", 0700);
+       },
+       [](auto& a) { a.set_modestr("go+rX,u-w"); },
+       "/d",
+       "/out",
+       {{"out", "d 0555 0:0"}, {"out/x", "f 0444 0:0 X"}, {"out/run", "f 0555 0:0 R"}},
+       {}},
       {"include and exclude patterns",
        [](auto& s, auto&) {
          WriteFile(s, "d/a.go", "A");
@@ -280,7 +291,10 @@ TEST_F(FileActionsTest, CopyTable) {
          a.add_include_patterns("a/b/c.txt");
          a.add_required_paths("/a/b/c.txt");
        },
-       "/", "/dst/", {{"dst/a/b/c.txt", "f 0644 0:0 C"}}, {"dst/a/b/d.txt", "dst/a/x.txt"}},
+       "/",
+       "/dst/",
+       {{"dst/a/b/c.txt", "f 0644 0:0 C"}},
+       {"dst/a/b/d.txt", "dst/a/x.txt"}},
       {"--parents with a missing required path fails",
        [](auto& s, auto&) { WriteFile(s, "a/x.txt", "X"); },
        [](auto& a) {
@@ -288,7 +302,11 @@ TEST_F(FileActionsTest, CopyTable) {
          a.add_include_patterns("a/nope.txt");
          a.add_required_paths("/a/nope.txt");
        },
-       "/", "/dst/", {}, {}, true},
+       "/",
+       "/dst/",
+       {},
+       {},
+       true},
       {"dot-dot in paths is lexical and stays in the roots",
        [](auto& s, auto&) { WriteFile(s, "a", "A"); },
        nullptr,
@@ -313,6 +331,22 @@ TEST_F(FileActionsTest, CopyTable) {
     for (const auto& [path, desc] : c.expect) EXPECT_EQ(t[path], desc) << path;
     for (const auto& path : c.absent) EXPECT_EQ(t.count(path), 0u) << path;
   }
+}
+
+TEST(SymbolicModeTest, ParseAndApply) {
+  auto m = SymbolicMode::Parse("u=rwx,g=rx,o=");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->Apply(0644, false), 0750u);
+  EXPECT_EQ(SymbolicMode::Parse("a+x")->Apply(0644, false), 0755u);
+  EXPECT_EQ(SymbolicMode::Parse("+X")->Apply(0644, false), 0644u);
+  EXPECT_EQ(SymbolicMode::Parse("+X")->Apply(0644, true), 0755u);
+  EXPECT_EQ(SymbolicMode::Parse("u+s")->Apply(0755, false), 04755u);
+  EXPECT_EQ(SymbolicMode::Parse("0640")->Apply(04755, false), 0640u);
+  EXPECT_EQ(SymbolicMode::Parse("u+x,g-r")->Apply(0644, false), 0704u);
+  EXPECT_FALSE(SymbolicMode::Parse("q+x").ok());
+  EXPECT_FALSE(SymbolicMode::Parse("u+z").ok());
+  EXPECT_FALSE(SymbolicMode::Parse("").ok());
+  EXPECT_FALSE(SymbolicMode::Parse("g=u").ok());
 }
 
 TEST_F(FileActionsTest, CopyChownTimestampHardlinksXattrs) {
