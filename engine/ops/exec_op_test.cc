@@ -220,6 +220,17 @@ TEST_F(ExecOpTest, CacheMountPersistsAcrossRunsAndWorkerReopen) {
   EXPECT_EQ(Tree((*out)[0]).count("cache/n"), 0u);
 }
 
+TEST_F(ExecOpTest, NoCacheResetEmptiesCacheMounts) {
+  pb::Op op = RunOp(
+      "n=$(cat /cache/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /cache/n; "
+      "echo $n > /count");
+  AddCache(op, "reset-me", "/cache", pb::SHARED);
+  EXPECT_EQ(OutFile(Run(op, {busybox_}), "count"), "1\n");
+  EXPECT_EQ(OutFile(Run(op, {busybox_}), "count"), "2\n");
+  ASSERT_TRUE(CacheMounts::ForWorker(*worker_).Reset({"reset-me", "unknown"}).ok());
+  EXPECT_EQ(OutFile(Run(op, {busybox_}), "count"), "1\n");
+}
+
 TEST_F(ExecOpTest, CacheMountFromInputSeedsContent) {
   ResultRef seed = MakeSnapshot([](const std::string& r) {
     ASSERT_TRUE(MakeDirs(r + "/cache").ok());
