@@ -2,12 +2,32 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "base/strings.h"
 #include "tools/kilnctl/commands.h"
+
+namespace kiln::tools::kilnctl {
+
+bool Report(Context& ctx, const absl::Status& status) {
+  if (status.ok()) return true;
+  std::fprintf(stderr, "kilnctl: %s\n", std::string(status.message()).c_str());
+  ctx.exit_code = 1;
+  return false;
+}
+
+}  // namespace kiln::tools::kilnctl
 
 int main(int argc, char** argv) {
   kiln::tools::kilnctl::Context ctx;
   CLI::App app{"kilnctl: client of the Kiln build engine (BuildKit-compatible)", "kilnctl"};
   app.require_subcommand(1);
+  app.add_option("--root", ctx.root, "State directory of the in-process engine")
+      ->capture_default_str();
+  app.add_option("--insecure-registry", ctx.insecure_registries,
+                 "Registry host[:port] to reach over plain HTTP (repeatable)");
+  app.add_option("--max-parallelism", ctx.max_parallelism, "RUN steps at once (0: one per core)");
+  kiln::tools::kilnctl::AddBuildCommands(app, ctx);
+  kiln::tools::kilnctl::AddStorageCommands(app, ctx);
+  kiln::tools::kilnctl::AddImageCommands(app, ctx);
   kiln::tools::kilnctl::AddDebugCommands(app, ctx);
   try {
     app.parse(argc, argv);
