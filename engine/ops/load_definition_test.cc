@@ -6,6 +6,7 @@
 
 #include "engine/ops/file_op_testing.h"
 #include "engine/ops/resolver.h"
+#include "engine/ops/session.h"
 #include "engine/solver/progress.h"
 #include "engine/solver/solver.h"
 #include "gtest/gtest.h"
@@ -130,15 +131,16 @@ class EndToEndTest : public testing::WorkerFixture {
   }
 
   absl::StatusOr<ResultRef> Build(const std::string& bytes, BuildStats* stats,
-                                  std::shared_ptr<ProgressRecorder> progress = nullptr) {
+                                  std::shared_ptr<ProgressRecorder> progress = nullptr,
+                                  SessionGroup::Values values = {}) {
     if (!solver_) {
       solver_ = std::make_unique<Solver>(worker_->cache_storage(), worker_->result_loader(),
                                          SolverOptions{.max_parallel_exec = 2});
     }
     auto loaded = LoadDefinitionBytes(bytes);
     if (!loaded.ok()) return loaded.status();
-    auto job =
-        solver_->NewJob(JobOptions{.id = "test", .resolver = Resolver(), .progress = progress});
+    auto job = solver_->NewJob(JobOptions{
+        .id = "test", .resolver = Resolver(), .progress = progress, .values = std::move(values)});
     return solver_->Build(*job, loaded->target, CancelToken(), stats);
   }
 
@@ -268,6 +270,52 @@ TEST_F(EndToEndTest, RunOnBusyboxCachedAcrossJobsAndRestart) {
   ASSERT_TRUE(r3.ok()) << r3.status();
   EXPECT_EQ(s3.executed, 0);
   EXPECT_EQ(SnapshotKeyOf(*r3), key);
+}
+
+class OneSecret : public Secrets {
+ public:
+  absl::StatusOr<std::string> Get(const std::string& id) override {
+    if (id == "token") return std::string("TOP-SECRET-0xC0FFEE");
+    return absl::NotFoundError(StrCat("secret ", id, " not found"));
+  }
+};
+
+TEST_F(EndToEndTest, SecretsNeverReachLogsKeysOrLayers) {
+  std::string why = engine::testing::NamespaceTestSkipReason();
+  if (!why.empty()) GTEST_SKIP() << why;
+  const std::string secret = "TOP-SECRET-0xC0FFEE";
+  SetSource("kiln-test://busybox", BusyboxSnapshot(), true);
+  auto build = [&](const std::string& id, bool optional) {
+    llb::ExecInfo run;
+    run.args = std::vector<std::string>{
+        "/bin/sh", "-c", "test -f /run/secrets/s && wc -c < /run/secrets/s > /len; echo step-ran"};
+    run.secrets.push_back(
+        llb::SecretInfo{.id = id, .target = "/run/secrets/s", .optional = optional});
+    std::string bytes = Marshal(llb::Source("kiln-test://busybox", {}).Run(run).Root());
+    auto progress = std::make_shared<ProgressRecorder>();
+    SessionGroup::Values values;
+    values[kSessionSecrets] = std::shared_ptr<Secrets>(std::make_shared<OneSecret>());
+    BuildStats stats;
+    auto r = Build(bytes, &stats, progress, values);
+    std::string seen;
+    for (const auto& e : progress->events()) {
+      seen += e.log.data + e.vertex.name + e.vertex.error + e.status.id;
+    }
+    for (const auto& k : stats.target_cache_keys) seen += k;
+    EXPECT_EQ(seen.find(secret), std::string::npos);
+    return std::make_pair(r, seen);
+  };
+  auto [ok, seen] = build("token", false);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_NE(seen.find("step-ran"), std::string::npos);
+  auto t = Tree(*ok);
+  EXPECT_EQ(t["len"], StrCat("f 0644 0:0 ", secret.size(), "\n"));
+  for (const auto& [path, desc] : t) EXPECT_EQ(desc.find(secret), std::string::npos) << path;
+
+  auto [missing, seen2] = build("absent-id", false);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("absent-id"), std::string::npos) << missing.status();
+  EXPECT_EQ(std::string(missing.status().message()).find(secret), std::string::npos);
 }
 
 }  // namespace
