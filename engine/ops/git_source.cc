@@ -499,11 +499,13 @@ class GitSourceOp : public Op {
         }
       }
       if (!HasObject(ctx, repo)) {
-        return absl::AbortedError(StrCat("repository ", Redacted(a_.id.remote), ": ",
-                                         ref_.empty()
-                                             ? StrCat("commit ", sha_, " not found")
-                                             : StrCat("ref ", Quote(ref_), " no longer points to ",
-                                                      sha_, "; run the build again")));
+        if (ref_.empty()) {
+          return absl::NotFoundError(
+              StrCat("repository ", Redacted(a_.id.remote), ": commit ", sha_, " not found"));
+        }
+        return absl::AbortedError(StrCat("repository ", Redacted(a_.id.remote), ": ref ",
+                                         Quote(ref_), " no longer points to ", sha_,
+                                         "; run the build again"));
       }
     }
     // Keeps the objects reachable for later builds and for keepgitdir fetches.
@@ -684,6 +686,9 @@ absl::StatusOr<std::unique_ptr<Op>> NewGitSourceOp(const LlbOp& op, const OpEnv&
   if (!id.ok()) return Annotate(id.status(), StrCat("source ", Quote(src.identifier())));
   a.id = std::move(*id);
   if (const std::string* url = attrs.Find(llb::kAttrFullRemoteURL); url && !url->empty()) {
+    if (url->starts_with("file://") && !options.allow_file_protocol) {
+      return attrs.Invalid(llb::kAttrFullRemoteURL, "file:// remotes are not allowed");
+    }
     a.id.remote = *url;
     if (!IsGitTransport(*url) && !(options.allow_file_protocol && url->starts_with("file://"))) {
       a.id.remote = "https://" + *url;

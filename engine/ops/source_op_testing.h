@@ -41,7 +41,12 @@ namespace kiln::engine::source_testing {
 inline constexpr char kPython[] = "/usr/bin/python3";
 
 // engine/ops in the source tree (test scripts live in engine/ops/testdata).
-inline std::string OpsSourceDir() { return std::filesystem::path(__FILE__).parent_path().string(); }
+inline std::string OpsSourceDir() {
+  // __FILE__ is inside the include view, a symlink to the source folder.
+  std::error_code ec;
+  auto dir = std::filesystem::canonical(std::filesystem::path(__FILE__).parent_path(), ec);
+  return ec ? std::filesystem::path(__FILE__).parent_path().string() : dir.string();
+}
 inline std::string RepoRoot() {
   return std::filesystem::path(OpsSourceDir()).parent_path().parent_path().string();
 }
