@@ -217,7 +217,9 @@ int Main() {
     int64_t blob = 0;
     for (int r = 0; r < reps; ++r) {
       // Forget the layer so this run computes it, and drop the blob so it is written anew.
-      for (const auto& rec : *w.images().Layers(key)) (void)w.content().Delete(rec.blob.digest);
+      auto records = w.images().Layers(key);
+      if (!records.ok()) Die(records.status(), "layer records");
+      for (const auto& rec : *records) (void)w.content().Delete(rec.blob.digest);
       (void)w.images().DeleteLayers(key);
       ExporterAttrs attrs = cases[c].attrs;
       attrs["name"] = "bench:latest";
@@ -230,7 +232,9 @@ int Main() {
       Timing t{Now() - t0, CpuSeconds(RUSAGE_SELF) - c0};
       if (!resp.ok()) Die(resp.status(), "export");
       if (t.wall < b.wall) b = t;
-      blob = (*w.images().Layers(key))[0].blob.size;
+      auto recorded = w.images().Layers(key);
+      if (!recorded.ok() || recorded->empty()) Die(recorded.status(), "layer record");
+      blob = recorded->front().blob.size;
     }
     best[c] = b;
     Report(cases[c].name, b, mib,

@@ -109,7 +109,9 @@ class ExporterTest : public testing::ExporterFixture {
     EXPECT_STREQ(target, "hello");
     ASSERT_EQ(::lstat((root + "/app").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0750u);
-    if (check_owners) EXPECT_EQ(st.st_uid, 1000u);
+    if (check_owners) {
+      EXPECT_EQ(st.st_uid, 1000u);
+    }
     ASSERT_EQ(::lstat((root + "/app/setuid").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 04755u);
     ASSERT_EQ(::lstat((root + "/app/fifo").c_str(), &st), 0);

@@ -12,6 +12,16 @@
 #include "base/strings.h"
 
 namespace kiln::engine {
+namespace {
+
+// Directory and file name of a path ("." for a bare name, "/" for a file in the root).
+std::pair<std::string, std::string> SplitPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {std::string("."), path};
+  return {slash == 0 ? std::string(1, '/') : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+}  // namespace
 
 absl::Status BufferedSink::Write(const void* data, size_t n) {
   if (buf_.size() + n > buf_.capacity()) {
@@ -60,10 +70,7 @@ absl::StatusOr<std::unique_ptr<TarballOutput>> TarballOutput::Open(const ExportT
     return absl::InvalidArgumentError(
         StrCat("export: destination file ", Quote(target.path), " is a directory"));
   }
-  size_t slash = target.path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : target.path.substr(0, slash);
-  if (dir.empty()) dir = "/";
-  std::string base = slash == std::string::npos ? target.path : target.path.substr(slash + 1);
+  auto [dir, base] = SplitPath(target.path);
   std::string temp = StrCat(dir, "/.", base, ".kiln-XXXXXX");
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) return ErrnoStatus(StrCat("create a temporary file next to ", Quote(target.path)));
@@ -84,9 +91,7 @@ absl::Status TarballOutput::Commit() {
     return ErrnoStatus(StrCat("rename ", Quote(temp_path_), " to ", Quote(final_path_)));
   }
   temp_path_.clear();
-  size_t slash = final_path_.rfind('/');
-  return SyncDir(slash == std::string::npos ? "."
-                                            : final_path_.substr(0, std::max<size_t>(slash, 1)));
+  return SyncDir(SplitPath(final_path_).first);
 }
 
 }  // namespace kiln::engine
