@@ -5,6 +5,7 @@
 // Thread-safety: test thread only (the worker itself is thread-safe).
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -79,6 +80,8 @@ class WorkerFixture : public ::testing::Test {
     options_.root = dir_.path() + "/state";
     options_.init_path = KILN_TEST_INIT_PATH;
     options_.sync = false;
+    // KILN_TEST_NAIVE_SNAPSHOTTER=1 runs the same tests on the copying snapshotter.
+    options_.force_naive_snapshotter = std::getenv("KILN_TEST_NAIVE_SNAPSHOTTER") != nullptr;
     Reopen();
   }
   void TearDown() override { worker_.reset(); }

