@@ -208,6 +208,31 @@ TEST_F(ExporterTest, OciTarballIsReadByUmociAndSkopeo) {
   EXPECT_EQ(Sh(StrCat("skopeo copy oci-archive:", tar, ":v1 oci:", Path("copy"), ":v1")).status, 0);
 }
 
+// The naive snapshotter has no upper directories: layers come from comparing whole trees.
+class NaiveExporterTest : public ExporterTest {
+ protected:
+  void SetUp() override {
+    naive_ = true;
+    ExporterTest::SetUp();
+  }
+};
+
+TEST_F(NaiveExporterTest, OciTarballFromTreeComparison) {
+  ASSERT_FALSE(worker_->overlay());
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  std::string tar = Path("naive.tar");
+  auto resp = Export("oci", {{"name", "kiln-naive:1"}}, result, {.path = tar});
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  std::string layout = Path("layout");
+  ASSERT_TRUE(MakeDirs(layout).ok());
+  ASSERT_EQ(Sh(StrCat("tar -C ", layout, " -xf ", tar)).status, 0);
+  ASSERT_EQ(Sh(StrCat("umoci unpack --image ", layout, ":1 ", Path("bundle"))).status, 0);
+  ExpectTree(Path("bundle") + "/rootfs");
+  auto config = Json::parse(Sh(StrCat("skopeo inspect --config oci:", layout, ":1")).out);
+  ExpectConfig(config, 4);
+}
+
 TEST_F(ExporterTest, DockerTarballLoadsWithPodmanAndSkopeo) {
   ResultRef result = BuildChain();
   ASSERT_TRUE(result);

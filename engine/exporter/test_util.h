@@ -78,6 +78,7 @@ class ExporterFixture : public ::testing::Test {
     wo.root = dir_.path() + "/state";
     wo.init_path = KILN_TEST_INIT_PATH;
     wo.sync = false;
+    wo.force_naive_snapshotter = naive_;
     auto w = Worker::Open(wo);
     ASSERT_TRUE(w.ok()) << w.status();
     worker_ = std::move(*w);
@@ -135,6 +136,7 @@ class ExporterFixture : public ::testing::Test {
     return Step(removed, "WORKDIR /app", [](const std::string&) {});
   }
 
+  bool naive_ = false;  // the copying snapshotter instead of overlayfs
   TempDir dir_;
   std::unique_ptr<Worker> worker_;
   std::vector<ResultRef> results_;
