@@ -210,6 +210,40 @@ TEST_F(GitSourceTest, GitDaemon) {
   WithSnapshot(r, [&](const std::string& root) { EXPECT_EQ(Read(root + "/README"), "v1\n"); });
 }
 
+// Submodules are checked out, from their own (smart HTTP) remote.
+TEST_F(GitSourceTest, Submodules) {
+  const std::string port_file = dir_.path() + "/plain-http.port";
+  auto server = Child::Start(
+      {source_testing::kPython, source_testing::OpsSourceDir() + "/testdata/git_http_server.py",
+       "--root", repos_, "--port-file", port_file, "--log", dir_.path() + "/plain-http.log"},
+      dir_.path() + "/plain-http.stderr");
+  ASSERT_NE(server, nullptr);
+  int port = source_testing::WaitForPortFile(port_file, *server);
+  ASSERT_GT(port, 0);
+  const std::string sub = dir_.path() + "/subwork", super = dir_.path() + "/superwork";
+  Write(sub + "/lib.txt", "from the submodule\n");
+  Write(super + "/main.txt", "super\n");
+  const std::string sub_url = StrCat("http://127.0.0.1:", port, "/sub.git");
+  ASSERT_EQ(Sh(StrCat("cd ", sub, " && ", kGit, " init -q . && ", kGit, " add -A && ", kGit,
+                      " commit -qm sub && git clone -q --bare ", sub, " ", repos_,
+                      "/sub.git && cd ", super, " && ", kGit, " init -q . && ", kGit,
+                      " -c protocol.file.allow=always submodule --quiet add ", repos_,
+                      "/sub.git modules/sub && ", kGit,
+                      " config -f .gitmodules submodule.modules/sub.url ", sub_url, " && ", kGit,
+                      " add -A && ", kGit, " commit -qm super && git clone -q --bare ", super, " ",
+                      repos_, "/super.git"),
+               log_),
+            0)
+      << Read(log_);
+  ResultRef r = Checkout(
+      "#main", {{llb::kAttrFullRemoteURL, StrCat("http://127.0.0.1:", port, "/super.git")}});
+  ASSERT_NE(r, nullptr);
+  WithSnapshot(r, [&](const std::string& root) {
+    EXPECT_EQ(Read(root + "/main.txt"), "super\n");
+    EXPECT_EQ(Read(root + "/modules/sub/lib.txt"), "from the submodule\n");
+  });
+}
+
 class GitAuthTest : public GitSourceTest {
  protected:
   void SetUp() override {
