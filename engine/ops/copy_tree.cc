@@ -243,7 +243,7 @@ std::pair<std::string, std::string> SplitWildcards(std::string_view p) {
   for (absl::string_view part : absl::StrSplit(ToAbsl(cleaned), '/')) {
     std::string s(part.data(), part.size());
     if (!found && ContainsWildcards(s)) found = true;
-    if (s.empty() && first) s = "/";
+    if (s.empty() && first) s.assign(1, '/');  // assign(1, c): GCC 12 -Wrestrict false positive
     first = false;
     (found ? p2 : p1).push_back(std::move(s));
   }
