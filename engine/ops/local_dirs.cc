@@ -57,14 +57,18 @@ std::pair<std::string, std::string> SplitPath(const std::string& path) {
 
 // Opens `rel` below the directory `root` without following any symlink ("" opens root itself).
 absl::StatusOr<UniqueFd> OpenBeneath(int root, const std::string& rel, int flags,
-                                     std::string_view what) {
+                                     std::string_view what, int* err = nullptr) {
   struct open_how how;
   std::memset(&how, 0, sizeof(how));
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   const char* p = rel.empty() ? "." : rel.c_str();
   long fd = ::syscall(SYS_openat2, root, p, &how, sizeof(how));
-  if (fd < 0) return ErrnoStatus(StrCat(what, " ", Quote(rel.empty() ? "." : rel)));
+  if (fd < 0) {
+    int e = errno;
+    if (err) *err = e;
+    return ErrnoStatus(e, StrCat(what, " ", Quote(rel.empty() ? "." : rel)));
+  }
   return UniqueFd(static_cast<int>(fd));
 }
 
@@ -457,48 +461,18 @@ class MirrorSync {
       KILN_RETURN_IF_ERROR(RemoveAll(mirror_dir_));
       old = MirrorIndex();
     }
+    old_ = std::move(*old);
     KILN_RETURN_IF_ERROR(MakeDirs(mirror_dir_, 0755));
     int root_fd = ::open(mirror_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (root_fd < 0) return ErrnoStatus(StrCat("open mirror ", Quote(mirror_dir_)));
     mirror_root_ = UniqueFd(root_fd);
 
-    std::unordered_map<std::string_view, size_t> old_pos;
-    old_pos.reserve(old->entries.size());
-    for (size_t i = 0; i < old->entries.size(); ++i) old_pos[old->entries[i].path] = i;
-    std::vector<bool> seen(old->entries.size(), false);
-    MirrorIndex next;
-    next.entries.reserve(client.size());
-    bool index_changed = old->entries.size() != client.size();
-
-    for (const ClientEntry& ce : client) {
-      KILN_RETURN_IF_ERROR(cancel_.Check());
-      MirrorEntry want = FromClient(ce);
-      const MirrorEntry* prev = nullptr;
-      auto it = old_pos.find(ce.path);
-      if (it != old_pos.end()) {
-        seen[it->second] = true;
-        prev = &old->entries[it->second];
-      }
-      KILN_ASSIGN_OR_RETURN(bool changed, Reconcile(ce, prev, want));
-      index_changed = index_changed || changed;
-      next.entries.push_back(std::move(want));
-    }
-    // Vanished entries, children before their parents.
-    for (size_t i = old->entries.size(); i-- > 0;) {
-      if (seen[i]) continue;
-      KILN_RETURN_IF_ERROR(RemoveEntry(old->entries[i].path));
-      ++result_.entries_removed;
-      index_changed = true;
-    }
-    if (mutated_ || !dirs_to_fix_.empty()) KILN_RETURN_IF_ERROR(FixDirectories(next));
-    if (mutated_ || index_changed || result_.full_rebuild) {
-      if (mutated_ && ::syncfs(mirror_root_.get()) != 0) {
-        return ErrnoStatus(StrCat("syncfs ", Quote(mirror_dir_)));
-      }
-      KILN_RETURN_IF_ERROR(SaveMirrorIndex(mirror_dir_, next));
-      if (dirty_ && ::unlink(MirrorDirtyPath(mirror_dir_).c_str()) != 0 && errno != ENOENT) {
-        return ErrnoStatus(StrCat("remove ", Quote(MirrorDirtyPath(mirror_dir_))));
-      }
+    absl::Status st = Apply(client);
+    if (!st.ok()) {
+      // Every change is atomic per entry, so what was done can be kept: a cancelled or failed
+      // sync does not cost a full transfer next time.
+      if (dirty_) SaveRecoveryIndex();
+      return st;
     }
     if (staging_) {
       staging_.Reset();
@@ -508,6 +482,86 @@ class MirrorSync {
   }
 
  private:
+  enum EntryState : uint8_t { kUntouched, kDone, kUnknown };
+
+  absl::Status Apply(const std::vector<ClientEntry>& client) {
+    std::unordered_map<std::string_view, size_t> old_pos;
+    old_pos.reserve(old_.entries.size());
+    for (size_t i = 0; i < old_.entries.size(); ++i) old_pos[old_.entries[i].path] = i;
+    state_.assign(old_.entries.size(), kUntouched);
+    next_.entries.reserve(client.size());
+    bool index_changed = old_.entries.size() != client.size();
+
+    for (const ClientEntry& ce : client) {
+      KILN_RETURN_IF_ERROR(cancel_.Check());
+      MirrorEntry want = FromClient(ce);
+      const MirrorEntry* prev = nullptr;
+      size_t pos = 0;
+      if (auto it = old_pos.find(ce.path); it != old_pos.end()) {
+        pos = it->second;
+        prev = &old_.entries[pos];
+      }
+      auto outcome = Reconcile(ce, prev, want);
+      if (!outcome.ok()) {
+        if (prev) state_[pos] = kUnknown;
+        gone_dirs_.insert(ce.path);
+        return outcome.status();
+      }
+      if (prev) state_[pos] = kDone;
+      index_changed = index_changed || *outcome != Outcome::kUnchanged;
+      if (*outcome != Outcome::kVanished) next_.entries.push_back(std::move(want));
+    }
+    // Vanished entries, children before their parents.
+    for (size_t i = old_.entries.size(); i-- > 0;) {
+      if (state_[i] != kUntouched) continue;
+      const MirrorEntry& e = old_.entries[i];
+      if (e.type == MirrorEntry::Type::kDir) gone_dirs_.insert(e.path);
+      absl::Status st = RemoveEntry(e.path);
+      state_[i] = st.ok() ? kDone : kUnknown;
+      KILN_RETURN_IF_ERROR(st);
+      ++result_.entries_removed;
+      index_changed = true;
+    }
+    if (mutated_ || !dirs_to_fix_.empty()) KILN_RETURN_IF_ERROR(FixDirectories(next_));
+    if (mutated_ || index_changed || result_.full_rebuild) {
+      if (mutated_ && ::syncfs(mirror_root_.get()) != 0) {
+        return ErrnoStatus(StrCat("syncfs ", Quote(mirror_dir_)));
+      }
+      KILN_RETURN_IF_ERROR(SaveMirrorIndex(mirror_dir_, next_));
+      if (dirty_ && ::unlink(MirrorDirtyPath(mirror_dir_).c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus(StrCat("remove ", Quote(MirrorDirtyPath(mirror_dir_))));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  bool UnderGoneDir(const std::string& path) const {
+    for (size_t slash = path.find('/'); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      if (gone_dirs_.count(path.substr(0, slash))) return true;
+    }
+    return false;
+  }
+
+  // After a failure: the entries brought up to date, plus the old ones nothing touched (and
+  // whose directory was not removed or replaced).  Best effort: if this fails the mirror stays
+  // dirty and is rebuilt next time.
+  void SaveRecoveryIndex() {
+    MirrorIndex merged = next_;
+    for (size_t i = 0; i < old_.entries.size(); ++i) {
+      if (state_.size() > i && state_[i] == kUntouched && !gone_dirs_.count(old_.entries[i].path) &&
+          !UnderGoneDir(old_.entries[i].path)) {
+        merged.entries.push_back(old_.entries[i]);
+      }
+    }
+    for (const auto& e : next_.entries) {
+      if (UnderGoneDir(e.path)) return;  // cannot happen in walk order; stay dirty if it does
+    }
+    if (::syncfs(mirror_root_.get()) != 0) return;
+    if (!SaveMirrorIndex(mirror_dir_, merged).ok()) return;
+    (void)::unlink(MirrorDirtyPath(mirror_dir_).c_str());
+  }
+
   std::string StagingPath() const { return mirror_dir_ + ".staging"; }
 
   MirrorEntry FromClient(const ClientEntry& ce) const {
@@ -540,11 +594,17 @@ class MirrorSync {
     return a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime_ns == b.mtime_ns;
   }
 
+  enum class Outcome { kUnchanged, kChanged, kVanished };
+  static Outcome ChangedIf(bool changed) {
+    return changed ? Outcome::kChanged : Outcome::kUnchanged;
+  }
+
   // Brings one mirror entry in line with `want` (whose content hashes it fills in).  Returns
-  // whether the index entry differs from `prev`.
-  absl::StatusOr<bool> Reconcile(const ClientEntry& ce, const MirrorEntry* prev,
-                                 MirrorEntry& want) {
+  // whether the index entry differs from `prev`, or that the client's file went away.
+  absl::StatusOr<Outcome> Reconcile(const ClientEntry& ce, const MirrorEntry* prev,
+                                    MirrorEntry& want) {
     if (prev && prev->type != want.type) {
+      if (prev->type == MirrorEntry::Type::kDir) gone_dirs_.insert(prev->path);
       KILN_RETURN_IF_ERROR(RemoveEntry(prev->path));
       prev = nullptr;
     }
@@ -555,20 +615,20 @@ class MirrorSync {
         } else if (!(SameMirrorMeta(*prev, want))) {
           dirs_to_fix_.insert(want.path);
         }
-        return !prev || !SameSource(*prev, want) || !SameMirrorMeta(*prev, want);
+        return ChangedIf(!prev || !SameSource(*prev, want) || !SameMirrorMeta(*prev, want));
       case MirrorEntry::Type::kSymlink:
         if (prev && prev->link == want.link && SameMirrorMeta(*prev, want)) {
-          return !SameSource(*prev, want);
+          return ChangedIf(!SameSource(*prev, want));
         }
         KILN_RETURN_IF_ERROR(WriteSymlink(want));
-        return true;
+        return Outcome::kChanged;
       case MirrorEntry::Type::kFile:
         break;
     }
     if (prev && SameSource(*prev, want)) {
       want.sha256 = prev->sha256;
       want.xxh128 = prev->xxh128;
-      return false;
+      return Outcome::kUnchanged;
     }
     if (prev && prev->size == want.size && prev->mtime_ns == want.mtime_ns) {
       // Same size and mtime but a new ctime or inode: compare content before rewriting.
@@ -577,14 +637,20 @@ class MirrorSync {
       if (xxh && *xxh == prev->xxh128) {
         want.sha256 = prev->sha256;
         want.xxh128 = prev->xxh128;
-        if (SameMirrorMeta(*prev, want)) return true;  // only the index learns the new stat
+        if (SameMirrorMeta(*prev, want)) return Outcome::kChanged;  // only the index learns
         KILN_RETURN_IF_ERROR(RewriteMetadata(want));
         ++result_.metadata_only;
-        return true;
+        return Outcome::kChanged;
       }
     }
-    KILN_RETURN_IF_ERROR(CopyFile(want));
-    return true;
+    absl::Status copied = CopyFile(want);
+    if (absl::IsNotFound(copied)) {
+      // Deleted since the walk: as if the walk had not seen it.
+      if (prev) KILN_RETURN_IF_ERROR(RemoveEntry(prev->path));
+      return Outcome::kVanished;
+    }
+    KILN_RETURN_IF_ERROR(copied);
+    return Outcome::kChanged;
   }
 
   absl::Status MarkDirty() {
@@ -632,10 +698,14 @@ class MirrorSync {
     KILN_ASSIGN_OR_RETURN(int parent, MirrorParent(path));
     const std::string base = SplitPath(path).second;
     if (::mkdirat(parent, base.c_str(), 0700) != 0) {
+      if (errno != EEXIST) return ErrnoStatus(StrCat("mkdir ", Quote(path), " in the mirror"));
       struct stat st;
-      if (errno != EEXIST || ::fstatat(parent, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-          !S_ISDIR(st.st_mode)) {
-        return ErrnoStatus(StrCat("mkdir ", Quote(path), " in the mirror"));
+      if (::fstatat(parent, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+        // Left over from an interrupted sync: not in the index, so not in any snapshot.
+        KILN_RETURN_IF_ERROR(RemoveTreeAt(parent, base));
+        if (::mkdirat(parent, base.c_str(), 0700) != 0) {
+          return ErrnoStatus(StrCat("mkdir ", Quote(path), " in the mirror"));
+        }
       }
     }
     dirs_to_fix_.insert(path);
@@ -684,8 +754,15 @@ class MirrorSync {
     return std::make_pair(std::move(name), UniqueFd(fd));
   }
 
+  // NotFound when the file is gone (or a directory on its path became something else).
   absl::StatusOr<UniqueFd> OpenClientFile(const std::string& path) {
-    return OpenBeneath(client_root_, path, O_RDONLY, "open");
+    int err = 0;
+    auto fd = OpenBeneath(client_root_, path, O_RDONLY, "open", &err);
+    if (fd.ok()) return fd;
+    if (err == ENOENT || err == ENOTDIR || err == ELOOP || err == EXDEV) {
+      return absl::NotFoundError(StrCat(Quote(path), " vanished during the transfer"));
+    }
+    return fd.status();
   }
 
   // XXH3-128 of the client file; nullopt when it is no longer a regular file.
@@ -797,6 +874,10 @@ class MirrorSync {
 
   int client_root_;
   std::string mirror_dir_;
+  MirrorIndex old_;
+  MirrorIndex next_;
+  std::vector<uint8_t> state_;       // per old entry
+  std::set<std::string> gone_dirs_;  // old directories removed or replaced, failed paths
   const HostLocalDirsOptions& options_;
   const CancelToken& cancel_;
   UniqueFd mirror_root_;

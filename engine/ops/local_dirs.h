@@ -16,7 +16,10 @@
 //
 // Crash safety: a sync that changes anything first creates <tree>.dirty, and removes it only
 // after the new index is durable (and syncfs made the files durable); a mirror found dirty is
-// rebuilt from scratch.  LoadMirrorIndex refuses a dirty or corrupt index (DataLoss).
+// rebuilt from scratch.  LoadMirrorIndex refuses a dirty or corrupt index (DataLoss).  A sync
+// that fails or is cancelled (rather than killed) writes an index of what it did - every entry
+// is replaced atomically - so the next sync continues instead of starting over.  A file deleted
+// between the walk and its copy is left out, as if the walk had not seen it.
 //
 // HostLocalDirs semantics (fsutil's walk as BuildKit v0.11's local source sees it, plus what
 // buildctl's client does):

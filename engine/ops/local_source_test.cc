@@ -281,6 +281,40 @@ TEST_F(HostLocalDirsTest, DirtyOrCorruptMirrorIsRebuilt) {
   EXPECT_TRUE(LoadMirrorIndex(mirror_).ok());
 }
 
+TEST_F(HostLocalDirsTest, FailedSyncKeepsWhatWasDone) {
+  MakeProject();
+  Sync();
+  Write(client_ + "/a-new", "1");
+  Write(client_ + "/src/new", "2");
+  Write(client_ + "/z-new", "3");
+  // Creating anything in the mirror's src/ fails (even for root) while it is immutable.
+  if (Sh(StrCat("chattr +i ", mirror_, "/src")) != 0) GTEST_SKIP() << "needs chattr";
+  absl::Status failed = dirs_->Sync("context", {}, mirror_, CancelToken());
+  Sh(StrCat("chattr -i ", mirror_, "/src"));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(LoadMirrorIndex(mirror_).ok());  // not left dirty: the index says what is there
+  LocalSyncStats s0 = dirs_->stats();
+  Sync();
+  LocalSyncStats s1 = dirs_->stats();
+  EXPECT_EQ(s1.full_rebuilds, s0.full_rebuilds);
+  EXPECT_EQ(s1.files_copied - s0.files_copied, 2);  // src/new and z-new; a-new was kept
+  EXPECT_EQ(Read(mirror_ + "/a-new"), "1");
+  EXPECT_EQ(Read(mirror_ + "/src/new"), "2");
+  auto scanned = ScanMirror(mirror_, CancelToken());
+  ASSERT_TRUE(scanned.ok());
+  EXPECT_EQ(MirrorContentDigest(*scanned), ContentDigest());
+}
+
+TEST_F(HostLocalDirsTest, CancelledFirstSyncResumes) {
+  MakeProject();
+  CancelSource cancel;
+  cancel.Cancel("stop");
+  EXPECT_TRUE(absl::IsCancelled(dirs_->Sync("context", {}, mirror_, cancel.token())));
+  Sync();
+  EXPECT_EQ(dirs_->stats().full_rebuilds, 0);  // the cancelled sync left a clean (empty) index
+  EXPECT_EQ(Read(mirror_ + "/src/main.c"), "int main() { return 0; }\n");
+}
+
 TEST_F(HostLocalDirsTest, UnknownNameIsNotFound) {
   absl::Status st = dirs_->Sync("nope", {}, mirror_, CancelToken());
   EXPECT_TRUE(absl::IsNotFound(st)) << st;
