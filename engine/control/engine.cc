@@ -1,5 +1,6 @@
 #include "engine/control/engine.h"
 
+#include "absl/strings/numbers.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "engine/control/frontend_client.h"
@@ -17,7 +18,25 @@ namespace kiln::engine {
 struct Engine::Solved {
   std::string definition;    // marshaled pb.Definition
   std::string image_config;  // "" for raw LLB
+  std::optional<int64_t> source_date_epoch;
 };
+
+namespace {
+
+// BuildKit's frontends pass SOURCE_DATE_EPOCH as a build arg; the exporters clamp times to it.
+absl::StatusOr<std::optional<int64_t>> SourceDateEpoch(
+    const std::map<std::string, std::string>& opts) {
+  auto it = opts.find("build-arg:SOURCE_DATE_EPOCH");
+  if (it == opts.end() || it->second.empty()) return std::nullopt;
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(ToAbsl(it->second), &v) || v < 0) {
+    return absl::InvalidArgumentError(
+        StrCat("invalid SOURCE_DATE_EPOCH ", Quote(it->second), ": expected seconds since 1970"));
+  }
+  return v;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
   std::unique_ptr<Engine> e(new Engine());
@@ -58,6 +77,7 @@ absl::StatusOr<Engine::Solved> Engine::RunFrontend(const SolveRequest& request,
   opts.worker_platforms = {oci::HostPlatform()};
   KILN_ASSIGN_OR_RETURN(llb::FrontendResult result, request.frontend->Build(client, opts));
   Solved out;
+  KILN_ASSIGN_OR_RETURN(out.source_date_epoch, SourceDateEpoch(request.frontend_opts));
   out.definition = llb::MarshalDefinition(result.definition);
   out.image_config = result.image_config_json;
   if (out.image_config.empty()) {
@@ -93,13 +113,12 @@ absl::StatusOr<SolveResult> Engine::Solve(const SolveRequest& request, const Can
   out.image_config = solved.image_config;
   KILN_ASSIGN_OR_RETURN(ResultRef result,
                         solver_->Build(*job, graph.target, build_cancel.token(), &out.stats));
-  KILN_RETURN_IF_ERROR(Export(request, result, solved.image_config, out, build_cancel.token()));
+  KILN_RETURN_IF_ERROR(Export(request, result, solved, out, build_cancel.token()));
   return out;
 }
 
 absl::Status Engine::Export(const SolveRequest& request, const ResultRef& result,
-                            const std::string& image_config, SolveResult& out,
-                            const CancelToken& cancel) {
+                            const Solved& solved, SolveResult& out, const CancelToken& cancel) {
   ExporterEnv env;
   env.worker = worker_.get();
   env.registry = registry_.get();
@@ -110,7 +129,12 @@ absl::Status Engine::Export(const SolveRequest& request, const ResultRef& result
     InternalStep step(request.progress.get(), exporter->Name());
     ExportInput in;
     in.result = result;
-    in.image_config = image_config;
+    in.image_config = solved.image_config;
+    in.source_date_epoch = solved.source_date_epoch;
+    if (auto image = oci::DecodeImage(solved.image_config);
+        image.ok() && !image->platform.architecture.empty()) {
+      in.platform = image->platform;
+    }
     in.credentials = request.credentials;
     in.progress = [&step](const StatusUpdate& update) { step.Status(update); };
     auto response = exporter->Export(in, ExportTarget{.path = req.dest}, cancel);
