@@ -94,8 +94,8 @@ class Engine {
   Engine() = default;
   struct Solved;
   absl::StatusOr<Solved> RunFrontend(const SolveRequest& request, const CancelToken& cancel);
-  absl::Status Export(const SolveRequest& request, const ResultRef& result,
-                      const std::string& image_config, SolveResult& out, const CancelToken& cancel);
+  absl::Status Export(const SolveRequest& request, const ResultRef& result, const Solved& solved,
+                      SolveResult& out, const CancelToken& cancel);
 
   EngineOptions options_;
   std::unique_ptr<Worker> worker_;
