@@ -58,14 +58,13 @@ void WriteBytes(const std::string& path, size_t n, std::mt19937_64& rng) {
   (void)WriteFileAtomic(path, data, 0644);
 }
 
-Env& Shared() {
-  static Env* env = [] {
-    auto* e = new Env();
+void Init(Env* e) {
+  {
     const char* base = std::getenv("KILN_BENCH_DIR");
     auto dir = TempDir::Create("kiln-local-bench-", base ? base : "/var/tmp");
     if (!dir.ok()) {
       e->error = dir.status().ToString();
-      return e;
+      return;
     }
     e->dir = std::move(*dir);
     e->context = e->dir.path() + "/context";
@@ -91,14 +90,20 @@ Env& Shared() {
     auto w = Worker::Open(o);
     if (!w.ok()) {
       e->error = w.status().ToString();
-      return e;
+      return;
     }
     e->worker = std::move(*w);
     e->dirs = std::make_shared<HostLocalDirs>(
         std::map<std::string, std::string>{{"context", e->context}});
-    return e;
-  }();
-  return *env;
+  }
+}
+
+// Destroyed at exit: the worker closes first, then the temporary directory goes.
+Env& Shared() {
+  static Env env;
+  static const bool initialized = (Init(&env), true);
+  (void)initialized;
+  return env;
 }
 
 LlbOp LocalOp(const std::string& unique) {

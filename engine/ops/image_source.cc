@@ -39,8 +39,7 @@ class ImageSourceOp : public Op {
  public:
   ImageSourceOp(const LlbOp& op, const OpEnv& env, ImageReference ref, ImageResolveMode mode,
                 std::optional<int> limit)
-      : name_(op.Name()),
-        platform_(op.platform),
+      : platform_(op.platform),
         worker_(env.worker),
         resolver_(env.worker, env.registry),
         ref_(std::move(ref)),
@@ -176,7 +175,6 @@ class ImageSourceOp : public Op {
     return absl::OkStatus();
   }
 
-  std::string name_;
   oci::Platform platform_;
   Worker* worker_;
   ImageResolver resolver_;

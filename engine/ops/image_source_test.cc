@@ -28,13 +28,12 @@ std::string Arch() { return oci::HostPlatform().architecture; }
 // A busybox OCI layout made by umoci: layer 1 the busybox rootfs, layer 2 adds /hello.
 class BusyboxLayout {
  public:
+  // One per test process, removed at exit.
   static BusyboxLayout* Get() {
-    static BusyboxLayout* layout = [] {
-      auto* l = new BusyboxLayout();
-      l->error = l->Build();
-      return l;
-    }();
-    return layout;
+    static BusyboxLayout layout;
+    static const bool built = (layout.error = layout.Build(), true);
+    (void)built;
+    return &layout;
   }
 
   std::string dir;  // the layout
