@@ -5,6 +5,7 @@
 
 #include "base/status.h"
 #include "base/strings.h"
+#include "engine/worker/distribution_source.h"
 #include "engine/worker/worker.h"
 #include "nlohmann/json.hpp"
 #include "registry/platform_match.h"
@@ -68,6 +69,17 @@ class ContentBlobWriter : public registry::BlobWriter {
   std::unique_ptr<snapshotter::ContentWriter> writer_;
   bool committed_ = false;
 };
+
+// Labels blobs downloaded from `repo` with it, so a later push to that registry (maybe by another
+// process) mounts them instead of uploading them (containerd's AppendDistributionSourceLabel).
+absl::Status RecordSource(snapshotter::ContentStore& store, const ImageReference& repo,
+                          const std::vector<oci::Descriptor>& blobs) {
+  for (const auto& b : blobs) {
+    KILN_RETURN_IF_ERROR_CTX(AddDistributionSource(store, b.digest, repo),
+                             StrCat("record where blob ", b.digest.str(), " came from"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status StoreDocument(snapshotter::ContentStore& store, const std::string& bytes,
                            const Digest& digest) {
@@ -133,6 +145,7 @@ absl::StatusOr<ImageResolution> ImageResolver::Resolve(const ImageReference& in,
     }
     if (!absl::IsNotFound(local.status())) return Annotate(local.status(), what);
   }
+  std::string local_miss;  // why a stored name did not resolve, for the final message
   if (mode != ImageResolveMode::kPull) {
     auto record = worker_->images().Get(ref.String());
     if (record.ok()) {
@@ -147,6 +160,7 @@ absl::StatusOr<ImageResolution> ImageResolver::Resolve(const ImageReference& in,
         if (!absl::IsNotFound(local.status()) || mode == ImageResolveMode::kLocal) {
           return Annotate(local.status(), what);
         }
+        local_miss = StrCat(" (", local.status().message(), ")");
       }
     } else if (!absl::IsNotFound(record.status())) {
       return Annotate(record.status(), what);
@@ -156,8 +170,8 @@ absl::StatusOr<ImageResolution> ImageResolver::Resolve(const ImageReference& in,
     return absl::NotFoundError(StrCat(what, ": not found in the local image store"));
   }
   if (registry_ == nullptr) {
-    return absl::NotFoundError(
-        StrCat(what, ": not found locally, and this engine has no registry access"));
+    return absl::NotFoundError(StrCat(what, ": not found locally", local_miss,
+                                      ", and this engine has no registry access"));
   }
   auto remote = FromRegistry(ref, platform, options);
   if (!remote.ok()) return Annotate(remote.status(), what);
@@ -284,7 +298,8 @@ absl::Status ImageResolver::FetchBlobs(const ImageReference& repo,
     });
   }
   for (auto& t : threads) t.join();
-  return first;
+  KILN_RETURN_IF_ERROR(first);
+  return RecordSource(store, repo, missing);
 }
 
 absl::StatusOr<std::string> ImageStoreName(std::string_view name) {
