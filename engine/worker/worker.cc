@@ -219,7 +219,11 @@ absl::StatusOr<std::vector<UsageEntry>> Worker::DiskUsage() {
     out.push_back(std::move(e));
   }
   std::error_code ec;
-  for (const char* dir : {"/cachemounts", "/local"}) {
+  // Directories whose entries are caches of their own: RUN cache mounts, local-source mirrors,
+  // git repositories fetched by git sources.
+  static const std::pair<const char*, const char*> kCacheDirs[] = {
+      {"/cachemounts", "exec.cachemount"}, {"/local", "source.local"}, {"/git", "source.git"}};
+  for (const auto& [dir, kind] : kCacheDirs) {
     std::string base = options_.root + dir;
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(base.c_str()), ::closedir);
     if (!d) continue;
@@ -228,7 +232,7 @@ absl::StatusOr<std::vector<UsageEntry>> Worker::DiskUsage() {
       if (name == "." || name == "..") continue;
       UsageEntry u;
       u.id = StrCat(dir + 1, "/", name);
-      u.kind = std::string(dir) == "/cachemounts" ? "exec.cachemount" : "source.local";
+      u.kind = kind;
       u.size = DirSize(base + "/" + name);
       out.push_back(std::move(u));
     }
@@ -257,7 +261,7 @@ absl::StatusOr<std::vector<UsageEntry>> Worker::Prune(const PruneOptions& option
       if (gone.count(e.id) || e.in_use || children[e.id] > 0) continue;
       if (options.keep_storage > 0 && total <= options.keep_storage) break;
       if (options.keep_duration.count() > 0 && now - e.last_used < options.keep_duration) continue;
-      if (e.kind == "exec.cachemount" || e.kind == "source.local") {
+      if (e.kind == "exec.cachemount" || e.kind == "source.local" || e.kind == "source.git") {
         if (!options.all) continue;
         KILN_RETURN_IF_ERROR(RemoveAll(options_.root + "/" + e.id));
       } else {

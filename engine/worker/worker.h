@@ -8,6 +8,7 @@
 //   <root>/executor/      per-run state of the executor
 //   <root>/cachemounts/   persistent RUN --mount=type=cache directories
 //   <root>/local/         mirrors of client directories (local sources), synced incrementally
+//   <root>/git/           repositories fetched by git sources
 //   <root>/tmp/           scratch space (mount points, downloads), emptied at open
 //
 // Opening a worker recovers from a crash of the previous process: active snapshots and views
@@ -51,7 +52,7 @@ struct WorkerOptions {
 // One record of `du`.
 struct UsageEntry {
   std::string id;           // snapshot key, or a cache mount / local mirror path
-  std::string kind;         // "regular", "exec.cachemount", "source.local"
+  std::string kind;         // "regular", "exec.cachemount", "source.local", "source.git"
   std::string description;  // the step that made it
   int64_t size = 0;
   bool in_use = false;
@@ -61,7 +62,7 @@ struct UsageEntry {
 };
 
 struct PruneOptions {
-  bool all = false;  // also cache mounts and local-source mirrors
+  bool all = false;  // also cache mounts, local-source mirrors and git repositories
   // Keep records used within this duration (0: no age limit).
   std::chrono::seconds keep_duration{0};
   // Stop once the remaining total is at most this many bytes (0: no size limit).
