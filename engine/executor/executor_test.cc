@@ -2,8 +2,10 @@
 // Every test skips (with the reason) when the machine cannot run namespaces as root.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -108,6 +110,16 @@ std::vector<std::string> ProcessesWith(const std::string& marker) {
     if (cmdline.find(marker) != std::string::npos) found.push_back(StrCat(pid, ": ", cmdline));
   }
   return found;
+}
+
+// Polls `done` until it holds or ten seconds pass; for states another process reaches.
+bool WaitUntil(const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 ProcessSpec Sh(std::string script) {
@@ -579,7 +591,14 @@ TEST_F(ExecutorTest, CancelKillsTheWholeTreeAndLeavesNothing) {
   absl::Status status;
   std::thread runner([&] { status = executor_->Run({RootOverlay()}, p, sink, source.token()); });
   ASSERT_TRUE(sink.WaitFor("ready"));
-  EXPECT_EQ(ProcessesWith(marker).size(), 3u);
+  // "ready" comes before the last sleep is forked, and a background child may still be a
+  // fork of the shell: wait until all three sleeps have exec'd.
+  ASSERT_TRUE(WaitUntil([&] {
+    for (char n : {'1', '2', '3'}) {
+      if (ProcessesWith(StrCat("sleep ", marker, n)).empty()) return false;
+    }
+    return true;
+  })) << absl::StrJoin(ProcessesWith(marker), "\n");
   source.Cancel("build cancelled by test");
   runner.join();
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
