@@ -594,7 +594,7 @@ TEST_F(ExecutorTest, CancelKillsTheWholeTreeAndLeavesNothing) {
   // "ready" comes before the last sleep is forked, and a background child may still be a
   // fork of the shell: wait until all three sleeps have exec'd.
   ASSERT_TRUE(WaitUntil([&] {
-    for (char n : {'1', '2', '3'}) {
+    for (const char* n : {"1", "2", "3"}) {
       if (ProcessesWith(StrCat("sleep ", marker, n)).empty()) return false;
     }
     return true;
