@@ -30,15 +30,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+// Patterns and paths are cleaned with CleanPath; this header's users get it (and PathDir) here.
+#include "base/go_compat.h"
 
 namespace kiln {
-
-// Go's path/filepath.Clean for '/'-separated paths: collapses "//", removes "." components,
-// resolves ".." lexically, drops a trailing '/'; "" becomes ".".
-std::string CleanPath(std::string_view path);
-
-// Go's filepath.Dir: everything but the last element, cleaned ("a" -> ".", "/a" -> "/").
-std::string PathDir(std::string_view path);
 
 // Checks `pattern` against Go's filepath.Match grammar (unterminated class, trailing '\', a
 // class starting with ']' or '-', ...).  InvalidArgument "syntax error in pattern" otherwise.

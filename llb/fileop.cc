@@ -3,11 +3,11 @@
 #include <map>
 #include <variant>
 
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "llb/caps.h"
 #include "llb/definition.h"
-#include "llb/go_compat.h"
 
 namespace kiln::llb {
 namespace {
@@ -77,8 +77,8 @@ std::shared_ptr<const Node> Bind(const std::shared_ptr<const Node>& last, const 
 
 // Go's normalizePath.
 std::string NormalizePath(std::string_view parent, std::string_view p, bool keep_slash) {
-  std::string out = GoPathClean(p);
-  if (!GoPathIsAbs(out)) out = GoPathJoin({"/", parent, out});
+  std::string out = CleanPath(p);
+  if (!PathIsAbs(out)) out = PathJoin({"/", parent, out});
   if (keep_slash) {
     if (p.ends_with("/") && !std::string_view(out).ends_with("/")) {
       out += "/";
@@ -167,12 +167,12 @@ class ActionCollector {
 };
 
 std::string CopySourcePath(const CopyAction& a) {
-  std::string p = GoPathClean(a.src);
-  if (!GoPathIsAbs(p)) {
+  std::string p = CleanPath(a.src);
+  if (!PathIsAbs(p)) {
     if (a.src_state) {
-      p = GoPathJoin({"/", a.src_state->GetDir(), p});
+      p = PathJoin({"/", a.src_state->GetDir(), p});
     } else if (a.src_chain && a.src_chain->state) {
-      p = GoPathJoin({"/", a.src_chain->state->GetDir(), p});
+      p = PathJoin({"/", a.src_chain->state->GetDir(), p});
     }
   }
   return p;

@@ -7,99 +7,9 @@
 
 #include <sys/random.h>
 
+#include "base/go_compat.h"
+
 namespace kiln::llb {
-
-std::string GoPathClean(std::string_view path) {
-  if (path.empty()) return ".";
-  const bool rooted = path[0] == '/';
-  const size_t n = path.size();
-  std::string out;
-  out.reserve(n);
-  size_t r = 0, dotdot = 0;
-  if (rooted) {
-    out.push_back('/');
-    r = dotdot = 1;
-  }
-  while (r < n) {
-    if (path[r] == '/') {
-      ++r;
-    } else if (path[r] == '.' && (r + 1 == n || path[r + 1] == '/')) {
-      ++r;
-    } else if (path[r] == '.' && path[r + 1] == '.' && (r + 2 == n || path[r + 2] == '/')) {
-      r += 2;
-      if (out.size() > dotdot) {
-        // Back up over the last element and the slash before it (Go checks the byte it has
-        // just dropped, so the separating slash goes too).
-        size_t w = out.size() - 1;
-        while (w > dotdot && out[w] != '/') --w;
-        out.resize(w);
-      } else if (!rooted) {
-        if (!out.empty()) out.push_back('/');
-        out += "..";
-        dotdot = out.size();
-      }
-    } else {
-      if ((rooted && out.size() != 1) || (!rooted && !out.empty())) out.push_back('/');
-      for (; r < n && path[r] != '/'; ++r) out.push_back(path[r]);
-    }
-  }
-  if (out.empty()) return ".";
-  return out;
-}
-
-std::string GoPathJoin(std::initializer_list<std::string_view> elems) {
-  std::string joined;
-  bool any = false;
-  for (std::string_view e : elems) {
-    if (e.empty()) continue;
-    if (any) joined.push_back('/');
-    joined.append(e);
-    any = true;
-  }
-  if (!any) return "";
-  return GoPathClean(joined);
-}
-
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is invalid (Go's DecodeRune rules:
-// no overlongs, no surrogates, nothing above U+10FFFF).
-size_t Utf8SequenceLength(std::string_view s, size_t i, uint32_t* rune) {
-  auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  uint8_t b0 = byte(i);
-  size_t len;
-  uint32_t r;
-  uint8_t lo = 0x80, hi = 0xBF;
-  if (b0 < 0x80) {
-    *rune = b0;
-    return 1;
-  } else if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-    r = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    r = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    r = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    uint8_t b = byte(i + k);
-    if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return 0;
-    r = (r << 6) | (b & 0x3F);
-  }
-  *rune = r;
-  return len;
-}
-
-}  // namespace
 
 std::string GoJsonQuote(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -108,9 +18,8 @@ std::string GoJsonQuote(std::string_view s) {
   out.push_back('"');
   size_t i = 0;
   while (i < s.size()) {
-    uint32_t rune = 0;
-    size_t len = Utf8SequenceLength(s, i, &rune);
-    if (len == 0) {
+    auto [rune, len] = DecodeRune(s.substr(i));
+    if (rune == kRuneError && len == 1) {
       out += "\\ufffd";
       ++i;
       continue;

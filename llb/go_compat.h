@@ -1,13 +1,13 @@
-// Small ports of Go standard-library behaviour that LLB bytes depend on.
+// Small ports of Go and BuildKit behaviour that LLB bytes depend on.
 //
-// BuildKit's Go client bakes the output of Go's path.Clean/path.Join, encoding/json and
-// containerd's platform normalization into op bytes; digests only match when Kiln produces the
-// same strings.  These are exact ports of those behaviours, not general-purpose utilities.
+// BuildKit's Go client bakes the output of encoding/json, containerd's platform normalization
+// and BuildKit's own defaults into op bytes; digests only match when Kiln produces the same
+// strings.  These are exact ports of those behaviours, not general-purpose utilities.  Go's path
+// functions live in base/go_compat.h.
 //
 // Thread-safety: pure functions (NewRandomID reads the kernel's random source).
 #pragma once
 
-#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,12 +15,6 @@
 #include "base/oci.h"
 
 namespace kiln::llb {
-
-// Go's path.Clean: lexical cleanup of a slash path ("" -> ".", "a/../b/" -> "b", "/.." -> "/").
-std::string GoPathClean(std::string_view path);
-// Go's path.Join: joins the non-empty elements with "/" and cleans; "" when all are empty.
-std::string GoPathJoin(std::initializer_list<std::string_view> elems);
-inline bool GoPathIsAbs(std::string_view path) { return !path.empty() && path[0] == '/'; }
 
 // A JSON string literal as Go's encoding/json writes it (HTML-safe: <, >, & become \u003c ...;
 // U+2028/U+2029 escaped; invalid UTF-8 bytes become \ufffd).

@@ -8,56 +8,6 @@
 namespace kiln::llb {
 namespace {
 
-TEST(GoPathClean, MatchesGoTable) {
-  // Cases from the behaviour of Go's path.Clean.
-  const std::pair<std::string, std::string> cases[] = {
-      {"", "."},
-      {"abc", "abc"},
-      {"abc/def", "abc/def"},
-      {"a/b/c", "a/b/c"},
-      {".", "."},
-      {"..", ".."},
-      {"../..", "../.."},
-      {"../../abc", "../../abc"},
-      {"/abc", "/abc"},
-      {"/", "/"},
-      {"abc/", "abc"},
-      {"abc/def/", "abc/def"},
-      {"/abc/", "/abc"},
-      {"//abc", "/abc"},
-      {"///abc", "/abc"},
-      {"//abc//", "/abc"},
-      {"abc//", "abc"},
-      {"abc//def//ghi", "abc/def/ghi"},
-      {"//abc", "/abc"},
-      {"abc/./def", "abc/def"},
-      {"/./abc/def", "/abc/def"},
-      {"abc/.", "abc"},
-      {"abc/def/ghi/../jkl", "abc/def/jkl"},
-      {"abc/def/../ghi/../jkl", "abc/jkl"},
-      {"abc/def/..", "abc"},
-      {"abc/def/../..", "."},
-      {"/abc/def/../..", "/"},
-      {"abc/def/../../..", ".."},
-      {"/abc/def/../../..", "/"},
-      {"abc/def/../../../ghi/jkl/../../../mno", "../../mno"},
-      {"abc/./../def", "def"},
-      {"abc//./../def", "def"},
-      {"abc/../../././../def", "../../def"},
-      {"/..", "/"},
-      {"/../a", "/a"},
-  };
-  for (const auto& [in, want] : cases) EXPECT_EQ(GoPathClean(in), want) << in;
-}
-
-TEST(GoPathJoin, SkipsEmptyElements) {
-  EXPECT_EQ(GoPathJoin({}), "");
-  EXPECT_EQ(GoPathJoin({"", ""}), "");
-  EXPECT_EQ(GoPathJoin({"/", "", "a"}), "/a");
-  EXPECT_EQ(GoPathJoin({"/", "/w", "../x/"}), "/x");
-  EXPECT_EQ(GoPathJoin({"a", "b/../../.."}), "..");
-}
-
 TEST(GoJsonQuote, MatchesEncodingJson) {
   EXPECT_EQ(GoJsonQuote("plain"), "\"plain\"");
   EXPECT_EQ(GoJsonQuote("a\"b\\c"), "\"a\\\"b\\\\c\"");

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "llb/caps.h"
@@ -107,11 +108,11 @@ State State::AddEnv(std::string_view key, std::string_view value) const {
 
 State State::Dir(std::string_view dir) const {
   StateValues v = *values_;
-  if (GoPathIsAbs(dir)) {
+  if (PathIsAbs(dir)) {
     v.dir = std::string(dir);
   } else {
     std::string prev = v.dir.empty() ? "/" : v.dir;
-    v.dir = GoPathJoin({prev, dir});
+    v.dir = PathJoin({prev, dir});
   }
   return WithValues(std::move(v));
 }

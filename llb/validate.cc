@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "llb/caps.h"
-#include "llb/go_compat.h"
 
 namespace kiln::llb {
 namespace {
@@ -26,7 +26,7 @@ bool ValidInput(int64_t index, const pb::Op& op) { return index >= 0 && index < 
 
 absl::Status ValidateMount(const ParsedOp& p, int i, const pb::Mount& m) {
   const pb::Op& op = p.op;
-  if (!GoPathIsAbs(m.dest())) {
+  if (!PathIsAbs(m.dest())) {
     return OpError(p, "mount ", i, ": destination ", Quote(m.dest()), " is not an absolute path");
   }
   if (!ValidInputOrScratch(m.input(), op)) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/reference.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -538,7 +539,7 @@ void Converter::Finalize() {
   local.constraints.WithCustomName("[internal] load build context");
   // Go's normalizeContextPaths: no follow paths as soon as "/" (the whole context) is used.
   if (!ctx_paths_.empty() && !ctx_paths_.count("/")) {
-    for (const std::string& p : ctx_paths_) local.follow_paths.push_back(llb::GoPathJoin({".", p}));
+    for (const std::string& p : ctx_paths_) local.follow_paths.push_back(PathJoin({".", p}));
     std::sort(local.follow_paths.begin(), local.follow_paths.end());
   }
   llb::State bc = llb::Local(opts_.context_local_name, local);

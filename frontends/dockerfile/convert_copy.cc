@@ -1,11 +1,11 @@
 // COPY and ADD (BuildKit v0.11.6 dispatchCopy; --parents, --exclude, --checksum, --unpack,
 // --keep-git-dir, ADD <git> and symbolic --chmod as BuildKit HEAD).
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "frontends/dockerfile/convert_internal.h"
 #include "frontends/dockerfile/go_compat.h"
-#include "llb/go_compat.h"
 
 namespace kiln::frontends::dockerfile::internal {
 namespace {
@@ -80,8 +80,8 @@ bool IsDigest(std::string_view s) {
 absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& opt) {
   const SourcesAndDest& params = *cfg.params;
   std::string pp = params.dest_path;
-  if (!llb::GoPathIsAbs(pp)) pp = llb::GoPathJoin({d.state.GetDir(), pp});
-  std::string dest = llb::GoPathJoin({"/", pp});
+  if (!PathIsAbs(pp)) pp = PathJoin({d.state.GetDir(), pp});
+  std::string dest = PathJoin({"/", pp});
   if (params.dest_path == "." || params.dest_path.empty() || params.dest_path.back() == '/') {
     dest += "/";
   }
@@ -161,10 +161,10 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
           pattern = src.substr(pivot + 3);
           src = src.substr(0, pivot);
         }
-        pattern = llb::GoPathJoin({"/", pattern});
+        pattern = PathJoin({"/", pattern});
         patterns = {pattern.substr(1)};
         if (!ContainsWildcards(src) && !ContainsWildcards(pattern)) {
-          required = {llb::GoPathJoin({"/", src, pattern})};
+          required = {PathJoin({"/", src, pattern})};
         }
       }
       llb::CopyInfo info = base_info();
@@ -174,7 +174,7 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
       info.attempt_unpack = cfg.unpack.value_or(cfg.is_add);
       info.allow_wildcard = true;
       info.allow_empty_wildcard = true;
-      add_copy(cfg.source, llb::GoPathJoin({"/", src}), info, std::move(required));
+      add_copy(cfg.source, PathJoin({"/", src}), info, std::move(required));
     }
   }
 

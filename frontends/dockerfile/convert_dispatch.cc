@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "frontends/dockerfile/convert_internal.h"
 #include "frontends/dockerfile/go_compat.h"
-#include "llb/go_compat.h"
 
 namespace kiln::frontends::dockerfile::internal {
 namespace {
@@ -203,7 +203,7 @@ absl::Status DispatchWorkdir(DispatchState& d, const std::string& path, bool com
                              DispatchOpt* opt) {
   d.state = d.state.Dir(path);
   std::string wd = path;
-  if (!llb::GoPathIsAbs(path)) wd = llb::GoPathJoin({"/", d.image.config.working_dir, wd});
+  if (!PathIsAbs(path)) wd = PathJoin({"/", d.image.config.working_dir, wd});
   d.image.config.working_dir = wd;
   if (!commit) return absl::OkStatus();
   bool with_layer = false;
@@ -284,7 +284,7 @@ absl::Status Dispatch(DispatchState& d, CommandEntry& entry, DispatchOpt& opt) {
     cfg.location = cmd.location;
     KILN_RETURN_IF_ERROR(DispatchCopy(d, cfg, opt));
     for (const std::string& src : c->files.source_paths) {
-      if (!IsHttpSource(src)) d.ctx_paths.insert(llb::GoPathJoin({"/", src}));
+      if (!IsHttpSource(src)) d.ctx_paths.insert(PathJoin({"/", src}));
     }
     return absl::OkStatus();
   }
@@ -342,7 +342,7 @@ absl::Status Dispatch(DispatchState& d, CommandEntry& entry, DispatchOpt& opt) {
     KILN_RETURN_IF_ERROR(DispatchCopy(d, cfg, opt));
     if (entry.sources.empty()) {
       for (const std::string& src : c->files.source_paths) {
-        d.ctx_paths.insert(llb::GoPathJoin({"/", src}));
+        d.ctx_paths.insert(PathJoin({"/", src}));
       }
     }
     return absl::OkStatus();

@@ -2,11 +2,11 @@
 // (BuildKit v0.11.6 dispatchRun, convert_runmount.go, convert_secrets.go, convert_ssh.go;
 // RUN --security and secret env= as BuildKit HEAD).
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "frontends/dockerfile/convert_internal.h"
 #include "frontends/dockerfile/go_compat.h"
-#include "llb/go_compat.h"
 
 namespace kiln::frontends::dockerfile::internal {
 namespace {
@@ -150,18 +150,18 @@ absl::Status AddRunMounts(DispatchState& d, const RunCommand& run,
       llb::CacheSharing sharing = llb::CacheSharing::kShared;
       if (mount.sharing == ShareMode::kPrivate) sharing = llb::CacheSharing::kPrivate;
       if (mount.sharing == ShareMode::kLocked) sharing = llb::CacheSharing::kLocked;
-      if (mount.cache_id.empty()) mount.cache_id = llb::GoPathClean(mount.target);
+      if (mount.cache_id.empty()) mount.cache_id = CleanPath(mount.target);
       mo.cache = llb::MountOptions::Cache{
           StrCat(opt.convert->cache_id_namespace, "/", mount.cache_id), sharing};
     }
     std::string target = mount.target;
-    if (!llb::GoPathIsAbs(llb::GoPathClean(mount.target))) {
-      target = llb::GoPathJoin({"/", d.state.GetDir(), mount.target});
+    if (!PathIsAbs(CleanPath(mount.target))) {
+      target = PathJoin({"/", d.state.GetDir(), mount.target});
     }
     if (target == "/") {
       return absl::InvalidArgumentError(StrCat("invalid mount target ", go::Quote(target)));
     }
-    const std::string src = llb::GoPathJoin({"/", mount.source});
+    const std::string src = PathJoin({"/", mount.source});
     if (src != "/") {
       mo.selector = src;
     } else if (mount.uid || mount.gid || mount.mode) {
@@ -200,7 +200,7 @@ absl::Status DispatchRun(DispatchState& d, const Command& cmd, const RunCommand&
             llb::Constraints().WithCustomName("[internal] preparing inline document"));
         info.mounts.push_back(llb::MountInfo{"/dev/pipes/", script,
                                              llb::MountOptions{.readonly = true, .selector = "/"}});
-        args = {llb::GoPathJoin({"/dev/pipes/", name})};
+        args = {PathJoin({"/dev/pipes/", name})};
       } else {
         args = {data};
       }

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "frontends/dockerfile/convert_internal.h"
@@ -119,7 +120,7 @@ absl::StatusOr<oci::Platform> ParsePlatformSpecifier(std::string_view specifier)
 
 std::string FormatPlatformSpecifier(const oci::Platform& p) {
   if (p.os.empty()) return "unknown";
-  return llb::GoPathJoin({p.os, p.architecture, p.variant});
+  return PathJoin({p.os, p.architecture, p.variant});
 }
 
 namespace internal {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "base/go_compat.h"
 #include "base/reference.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -376,16 +377,14 @@ absl::StatusOr<llb::FrontendResult> DockerfileFrontend::Build(llb::FrontendClien
   // The dockerfile local source as BuildKit marshals it; it becomes the source map's
   // definition.
   std::vector<std::string> follow = {filename, filename + ".dockerignore"};
-  const std::string base =
-      llb::GoPathClean(filename).substr(llb::GoPathClean(filename).rfind('/') == std::string::npos
-                                            ? 0
-                                            : llb::GoPathClean(filename).rfind('/') + 1);
+  const std::string base = CleanPath(filename).substr(
+      CleanPath(filename).rfind('/') == std::string::npos ? 0 : CleanPath(filename).rfind('/') + 1);
   std::string lower_path;
   if (base == kDefaultDockerfileName) {
-    std::string dir = llb::GoPathClean(filename);
+    std::string dir = CleanPath(filename);
     size_t slash = dir.rfind('/');
     dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
-    lower_path = llb::GoPathJoin({dir, "dockerfile"});
+    lower_path = PathJoin({dir, "dockerfile"});
     follow.push_back(lower_path);
   }
   llb::LocalInfo df_local;

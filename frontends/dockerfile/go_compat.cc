@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include <locale.h>
@@ -23,31 +24,6 @@ std::string InvalidSyntax(std::string_view fn, std::string_view s, std::string_v
 }
 
 }  // namespace
-
-std::pair<char32_t, size_t> DecodeRune(std::string_view s) {
-  if (s.empty()) return {kRuneError, 0};
-  auto b0 = static_cast<unsigned char>(s[0]);
-  if (b0 < 0x80) return {b0, 1};
-  size_t n;
-  char32_t r, min;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2, r = b0 & 0x1F, min = 0x80;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3, r = b0 & 0x0F, min = 0x800;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4, r = b0 & 0x07, min = 0x10000;
-  } else {
-    return {kRuneError, 1};
-  }
-  if (s.size() < n) return {kRuneError, 1};
-  for (size_t i = 1; i < n; ++i) {
-    auto b = static_cast<unsigned char>(s[i]);
-    if ((b & 0xC0) != 0x80) return {kRuneError, 1};
-    r = (r << 6) | (b & 0x3F);
-  }
-  if (r < min || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF)) return {kRuneError, 1};
-  return {r, n};
-}
 
 void AppendRune(std::string* out, char32_t r) {
   if (r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF)) r = kRuneError;

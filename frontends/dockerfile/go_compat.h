@@ -1,7 +1,8 @@
 // Small re-implementations of Go standard-library behaviour that BuildKit's Dockerfile
-// frontend relies on (UTF-8 decoding, unicode.IsSpace, strings.TrimSpace, strconv.Quote,
+// frontend relies on (UTF-8 encoding, unicode.IsSpace, strings.TrimSpace, strconv.Quote,
 // strconv.ParseBool/ParseUint/ParseInt, time.ParseDuration), so our parser agrees with it on
-// edge cases.  Internal to frontends/dockerfile.
+// edge cases.  Internal to frontends/dockerfile.  UTF-8 decoding (DecodeRune, kRuneError) and
+// Go's path functions are base/go_compat.h's.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -10,17 +11,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
+
+#include "base/go_compat.h"
 
 namespace kiln::frontends::dockerfile::go {
 
-constexpr char32_t kRuneError = 0xFFFD;
-
-// utf8.DecodeRuneInString: {rune, width}; invalid input decodes as {U+FFFD, 1}; empty as
-// {U+FFFD, 0}.
-std::pair<char32_t, size_t> DecodeRune(std::string_view s);
-
-// Appends the UTF-8 encoding of `r`.
+// utf8.AppendRune: appends the UTF-8 encoding of `r` (kRuneError's for an invalid rune).
 void AppendRune(std::string* out, char32_t r);
 
 // unicode.IsSpace.

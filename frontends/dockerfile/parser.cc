@@ -209,7 +209,7 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
   for (size_t pos = 0; pos <= rest.size(); pos += width) {
     char32_t ch = 0;
     width = 0;
-    if (pos != rest.size()) std::tie(ch, width) = go::DecodeRune(rest.substr(pos));
+    if (pos != rest.size()) std::tie(ch, width) = DecodeRune(rest.substr(pos));
     std::string_view raw = rest.substr(pos, width);
     if (phase == kInSpaces) {
       if (pos == rest.size()) break;
@@ -237,7 +237,7 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
         if (pos + width == rest.size()) continue;  // an escape at the very end is dropped
         word.append(raw);
         pos += width;
-        std::tie(ch, width) = go::DecodeRune(rest.substr(pos));
+        std::tie(ch, width) = DecodeRune(rest.substr(pos));
         raw = rest.substr(pos, width);
       }
       word.append(raw);
@@ -252,7 +252,7 @@ std::vector<std::string> ParseWords(std::string_view rest, char escape) {
       }
       pos += width;
       word.append(raw);
-      std::tie(ch, width) = go::DecodeRune(rest.substr(pos));
+      std::tie(ch, width) = DecodeRune(rest.substr(pos));
       raw = rest.substr(pos, width);
     }
     word.append(raw);
@@ -385,7 +385,7 @@ class JsonReader {
                 }
               }
               i_ = save;
-              go::AppendRune(out, go::kRuneError);
+              go::AppendRune(out, kRuneError);
               break;
             }
             go::AppendRune(out, r);  // lone low surrogates become U+FFFD
@@ -396,9 +396,9 @@ class JsonReader {
         }
         continue;
       }
-      auto [r, n] = go::DecodeRune(s_.substr(i_));
-      if (r == go::kRuneError && n == 1) {
-        go::AppendRune(out, go::kRuneError);
+      auto [r, n] = DecodeRune(s_.substr(i_));
+      if (r == kRuneError && n == 1) {
+        go::AppendRune(out, kRuneError);
       } else {
         out->append(s_.substr(i_, n));
       }

@@ -24,7 +24,7 @@ std::vector<std::string_view> SplitChars(std::string_view s) {
   std::vector<std::string_view> out;
   out.reserve(s.size());
   while (!s.empty()) {
-    size_t n = go::DecodeRune(s).second;
+    size_t n = DecodeRune(s).second;
     out.push_back(s.substr(0, n));
     s.remove_prefix(n);
   }
@@ -208,7 +208,7 @@ std::string ExpandTemplate(std::string_view tmpl, std::string_view match) {
     }
     size_t i = 0;
     while (i < s.size()) {
-      auto [r, w] = go::DecodeRune(s.substr(i));
+      auto [r, w] = DecodeRune(s.substr(i));
       if (!go::IsLetter(r) && !go::IsDigit(r) && r != '_') break;
       i += w;
     }
@@ -304,7 +304,7 @@ class Words {
   }
   void AddString(std::string_view s) {
     while (!s.empty()) {
-      auto [r, n] = go::DecodeRune(s);
+      auto [r, n] = DecodeRune(s);
       AddChar(static_cast<int32_t>(r), s.substr(0, n));
       s.remove_prefix(n);
     }
@@ -343,7 +343,7 @@ class Processor {
  private:
   int32_t Peek() const {
     if (pos_ >= src_.size()) return kEof;
-    return static_cast<int32_t>(go::DecodeRune(src_.substr(pos_)).first);
+    return static_cast<int32_t>(DecodeRune(src_.substr(pos_)).first);
   }
 
   // Consumes one character; `*raw` is its bytes.
@@ -352,7 +352,7 @@ class Processor {
       if (raw != nullptr) *raw = {};
       return kEof;
     }
-    auto [r, n] = go::DecodeRune(src_.substr(pos_));
+    auto [r, n] = DecodeRune(src_.substr(pos_));
     if (raw != nullptr) *raw = src_.substr(pos_, n);
     pos_ += n;
     return static_cast<int32_t>(r);
@@ -360,7 +360,7 @@ class Processor {
 
   static std::string RuneString(int32_t ch) {
     std::string s;
-    go::AppendRune(&s, ch < 0 ? go::kRuneError : static_cast<char32_t>(ch));
+    go::AppendRune(&s, ch < 0 ? kRuneError : static_cast<char32_t>(ch));
     return s;
   }
 
