@@ -9,60 +9,6 @@
 namespace kiln {
 namespace {
 
-TEST(CleanPath, GoSemantics) {
-  struct Case {
-    const char* in;
-    const char* out;
-  } cases[] = {
-      {"", "."},
-      {"abc", "abc"},
-      {"abc/def", "abc/def"},
-      {"a/b/c", "a/b/c"},
-      {".", "."},
-      {"..", ".."},
-      {"../..", "../.."},
-      {"../../abc", "../../abc"},
-      {"/abc", "/abc"},
-      {"/", "/"},
-      {"abc/", "abc"},
-      {"abc/def/", "abc/def"},
-      {"a/b/c/", "a/b/c"},
-      {"./", "."},
-      {"../", ".."},
-      {"../../", "../.."},
-      {"/abc/", "/abc"},
-      {"abc//def//ghi", "abc/def/ghi"},
-      {"//abc", "/abc"},
-      {"///abc", "/abc"},
-      {"//abc//", "/abc"},
-      {"abc//", "abc"},
-      {"abc/./def", "abc/def"},
-      {"/./abc/def", "/abc/def"},
-      {"abc/.", "abc"},
-      {"abc/def/ghi/../jkl", "abc/def/jkl"},
-      {"abc/def/../ghi/../jkl", "abc/jkl"},
-      {"abc/def/..", "abc"},
-      {"abc/def/../..", "."},
-      {"/abc/def/../..", "/"},
-      {"abc/def/../../..", ".."},
-      {"/abc/def/../../..", "/"},
-      {"abc/def/../../../ghi/jkl/../../../mno", "../../mno"},
-      {"abc/./../def", "def"},
-      {"abc//./../def", "def"},
-      {"abc/../../././../def", "../../def"},
-  };
-  for (const Case& c : cases) EXPECT_EQ(CleanPath(c.in), c.out) << c.in;
-}
-
-TEST(PathDir, GoSemantics) {
-  EXPECT_EQ(PathDir("a"), ".");
-  EXPECT_EQ(PathDir("a/b"), "a");
-  EXPECT_EQ(PathDir("a/b/c"), "a/b");
-  EXPECT_EQ(PathDir("/a"), "/");
-  EXPECT_EQ(PathDir("a/b/"), "a/b");
-  EXPECT_EQ(PathDir(""), ".");
-}
-
 // Go's filepath.Match table.
 TEST(GlobMatch, GoFilepathMatchTable) {
   struct Case {
