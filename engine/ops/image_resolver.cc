@@ -266,9 +266,15 @@ absl::Status ImageResolver::FetchBlobs(const ImageReference& repo,
                                        const ImageResolveOptions& options) const {
   snapshotter::ContentStore& store = worker_->content();
   std::vector<oci::Descriptor> missing;
+  auto stored = [&options](const Digest& d) {
+    if (options.blob_stored) options.blob_stored(d);
+  };
   for (const auto& b : blobs) {
     auto info = store.Info(b.digest);
-    if (info.ok()) continue;
+    if (info.ok()) {
+      stored(b.digest);
+      continue;
+    }
     if (!absl::IsNotFound(info.status())) return info.status();
     missing.push_back(b);
   }
@@ -291,6 +297,7 @@ absl::Status ImageResolver::FetchBlobs(const ImageReference& repo,
   for (const auto& desc : missing) {
     threads.emplace_back([&, desc] {
       absl::Status st = registry_->PullBlob(repo, desc, sink, call);
+      if (st.ok()) stored(desc.digest);
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = Annotate(st, StrCat("pull ", Quote(repo.Name())));

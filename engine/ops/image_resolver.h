@@ -72,6 +72,10 @@ struct ImageResolveOptions {
   std::shared_ptr<registry::CredentialSource> credentials;
   // Blob transfer progress (FetchBlobs); called from transfer threads.
   std::function<void(const registry::BlobProgress&)> progress;
+  // FetchBlobs calls it once per blob as soon as that blob is in the content store (already
+  // there, or downloaded and verified), from transfer threads, so a caller can unpack layers as
+  // they arrive instead of after the last one.
+  std::function<void(const Digest&)> blob_stored;
 };
 
 class ImageResolver {

@@ -1,6 +1,11 @@
 #include "engine/ops/image_source.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <set>
+#include <string>
+#include <thread>
 
 #include "base/status.h"
 #include "base/strings.h"
@@ -14,6 +19,39 @@
 
 namespace kiln::engine {
 namespace {
+
+// The blobs a FetchBlobs running on another thread has stored so far; the unpacking side waits
+// here for the next layer's.
+class ArrivedBlobs {
+ public:
+  void Add(const Digest& d) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stored_.insert(d.str());
+    }
+    cv_.notify_all();
+  }
+  // The fetch returned (done or failed): nothing more will arrive.
+  void Finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_ = true;
+    }
+    cv_.notify_all();
+  }
+  // True once `d` is stored; false when the fetch finished without it.
+  bool WaitFor(const Digest& d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stored_.count(d.str()) > 0 || finished_; });
+    return stored_.count(d.str()) > 0;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> stored_;
+  bool finished_ = false;
+};
 
 // The image an op will unpack: the resolution, with the layer limit applied.
 struct PlannedImage {
@@ -69,10 +107,7 @@ class ImageSourceOp : public Op {
       auto st = worker_->snapshots().Stat(plan.chain[i].str());
       if (!st.ok() || st->kind != snapshotter::SnapshotKind::kCommitted) missing.push_back(i);
     }
-    if (!missing.empty()) {
-      KILN_RETURN_IF_ERROR(Fetch(ctx, plan, missing));
-      KILN_RETURN_IF_ERROR(Unpack(ctx, plan, missing));
-    }
+    if (!missing.empty()) KILN_RETURN_IF_ERROR(FetchAndUnpack(ctx, plan, missing));
     KILN_RETURN_IF_ERROR(RecordLayers(plan));
     KILN_ASSIGN_OR_RETURN(ResultRef ref, worker_->RefFor(plan.chain.back().str()));
     return std::vector<ResultRef>{std::move(ref)};
@@ -116,11 +151,37 @@ class ImageSourceOp : public Op {
     return plan;
   }
 
+  // Downloads run on another thread while the layers are unpacked in order, each as soon as
+  // its blob is stored: a pull costs about the download plus the last layer's unpack, not the
+  // download plus every unpack.  A failed unpack cancels the downloads still running.
+  absl::Status FetchAndUnpack(const OpContext& ctx, const PlannedImage& plan,
+                              const std::vector<size_t>& missing) {
+    ArrivedBlobs arrived;
+    CancelSource fetch_cancel(ctx.cancel);
+    absl::Status fetched;
+    std::thread fetcher([&] {
+      fetched = Fetch(ctx, plan, missing, fetch_cancel.token(), arrived);
+      arrived.Finish();
+    });
+    bool starved = false;
+    absl::Status unpacked = Unpack(ctx, plan, missing, arrived, &starved);
+    if (!unpacked.ok()) fetch_cancel.Cancel("unpacking the image failed");
+    fetcher.join();
+    if (starved && fetched.ok()) {
+      return absl::InternalError(
+          StrCat("pull of ", Quote(plan.res.ref.String()), " ended without storing every layer"));
+    }
+    return unpacked.ok() ? fetched : unpacked;
+  }
+
   absl::Status Fetch(const OpContext& ctx, const PlannedImage& plan,
-                     const std::vector<size_t>& missing) {
+                     const std::vector<size_t>& missing, const CancelToken& cancel,
+                     ArrivedBlobs& arrived) {
     std::vector<oci::Descriptor> blobs;
     for (size_t i : missing) blobs.push_back(plan.layers[i]);
     ImageResolveOptions o = Options(ctx);
+    o.cancel = cancel;
+    o.blob_stored = [&arrived](const Digest& d) { arrived.Add(d); };
     const VertexProgress progress = ctx.progress;
     auto started = Clock::now();
     o.progress = [progress, started](const registry::BlobProgress& p) {
@@ -135,10 +196,16 @@ class ImageSourceOp : public Op {
     return resolver_.FetchBlobs(plan.res.ref, blobs, o);
   }
 
-  // Layer by layer, so each gets its own progress line; Unpack skips the committed prefix.
+  // Layer by layer in order, each once its blob has arrived, so each gets its own progress line;
+  // snapshotter::Unpack skips the committed prefix.  Sets *starved and stops when the fetch
+  // ended without a blob (its error says why).
   absl::Status Unpack(const OpContext& ctx, const PlannedImage& plan,
-                      const std::vector<size_t>& missing) {
+                      const std::vector<size_t>& missing, ArrivedBlobs& arrived, bool* starved) {
     for (size_t i : missing) {
+      if (!arrived.WaitFor(plan.layers[i].digest)) {
+        *starved = true;
+        return absl::OkStatus();
+      }
       ProgressTask task(ctx.progress, StrCat("extracting ", plan.layers[i].digest.str()),
                         plan.layers[i].size);
       snapshotter::ImportedImage prefix;

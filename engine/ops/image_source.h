@@ -12,10 +12,11 @@
 // SourceCacheDigest.
 //
 // Exec: layers whose chainID snapshot exists are not touched; the others are downloaded (only
-// then: a cached build never pulls layers), verified and applied, each committed under its
-// chainID.  Every layer's snapshot gets a LayerRecord (original blob + diffID) so the exporter
-// reuses the blob instead of diffing again.  The result is the top chainID snapshot (scratch for
-// an image without layers).
+// then: a cached build never pulls layers) concurrently, verified, and applied in order as they
+// arrive (layer n as soon as its blob is stored and layer n-1 is committed), each committed
+// under its chainID.  Every layer's snapshot gets a LayerRecord (original blob + diffID) so the
+// exporter reuses the blob instead of diffing again.  The result is the top chainID snapshot
+// (scratch for an image without layers).
 //
 // Thread-safety: an Op is driven by the solver as types.h says.
 #pragma once

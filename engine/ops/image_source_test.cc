@@ -3,6 +3,9 @@
 // (docker-registry on loopback, pushed to with skopeo), including a corrupted pull.
 #include "engine/ops/image_source.h"
 
+#include <chrono>
+#include <thread>
+
 #include <sys/stat.h>
 
 #include "engine/ops/image_resolver.h"
@@ -445,6 +448,58 @@ TEST_F(ImagePullTest, CorruptedLayerIsDataLossAndNothingIsStored) {
   EXPECT_TRUE(ingests->empty());
   auto snap = worker_->snapshots().Stat(res->config.rootfs.diff_ids[0].str());
   EXPECT_TRUE(absl::IsNotFound(snap.status()));
+}
+
+TEST_F(ImagePullTest, LayersAreUnpackedAsTheyArrive) {
+  ImageResolver probe(worker_.get(), client_.get());
+  auto res = probe.Resolve(StrCat(registry_->host(), "/test/busybox:1"), oci::HostPlatform(),
+                           ImageResolveMode::kPull);
+  ASSERT_TRUE(res.ok()) << res.status();
+  ASSERT_EQ(res->manifest.layers.size(), 2u);
+  const Digest last = res->manifest.layers[1].digest;
+  const std::vector<Digest> chain = snapshotter::ChainIds(res->config.rootfs.diff_ids);
+  // The last layer's download hangs until the test ends it; the first must be unpacked anyway.
+  const std::string port_file = dir_.path() + "/proxy.port";
+  std::string rules = StrCat(R"([{"method": "GET", "path": "/blobs/)", last.str(),
+                             R"(", "action": "stall", "stall": 600, "count": 1000}])");
+  auto proxy = Child::Start({source_testing::kPython,
+                             source_testing::RepoRoot() + "/tests/registry_harness/fault_proxy.py",
+                             "--upstream", registry_->host(), "--port-file", port_file, "--log",
+                             dir_.path() + "/proxy.log", "--rules", rules},
+                            dir_.path() + "/proxy.stderr");
+  ASSERT_NE(proxy, nullptr);
+  int proxy_port = source_testing::WaitForPortFile(port_file, *proxy);
+  ASSERT_GT(proxy_port, 0) << Read(dir_.path() + "/proxy.stderr");
+
+  worker_.reset();
+  worker_ = OpenWorker(dir_.path() + "/state2");
+  ASSERT_NE(worker_, nullptr);
+  auto op = NewOp(StrCat("127.0.0.1:", proxy_port, "/test/busybox:1"), {}, client_.get());
+  ASSERT_TRUE(op->GetCacheMap(OpContext()).ok());
+  CancelSource cancel;
+  OpContext ctx;
+  ctx.cancel = cancel.token();
+  absl::StatusOr<std::vector<ResultRef>> result;
+  std::thread exec([&] { result = op->Exec(ctx, {}); });
+  auto committed = [&] {
+    auto st = worker_->snapshots().Stat(chain[0].str());
+    return st.ok() && st->kind == snapshotter::SnapshotKind::kCommitted;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!committed() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(committed()) << "layer 0 was not unpacked while layer 1 was still downloading";
+  EXPECT_TRUE(absl::IsNotFound(worker_->content().Info(last).status()));
+  // Cancelling ends the stalled download; the unpacked layer stays valid, nothing else is kept.
+  cancel.Cancel("test is done");
+  exec.join();
+  EXPECT_TRUE(absl::IsCancelled(result.status())) << result.status();
+  EXPECT_TRUE(absl::IsNotFound(worker_->content().Info(last).status()));
+  EXPECT_TRUE(absl::IsNotFound(worker_->snapshots().Stat(chain[1].str()).status()));
+  auto ingests = worker_->content().ListIngests();
+  ASSERT_TRUE(ingests.ok());
+  EXPECT_TRUE(ingests->empty());
 }
 
 }  // namespace
