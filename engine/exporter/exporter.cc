@@ -13,6 +13,7 @@
 #include "engine/exporter/go_json.h"
 #include "engine/exporter/image_writer.h"
 #include "engine/exporter/tree_tar.h"
+#include "engine/worker/distribution_source.h"
 #include "snapshotter/image_import.h"
 
 namespace kiln::engine {
@@ -230,6 +231,14 @@ class ImageExporter : public Exporter {
     auto pushed = reg->PushImage(req, call);
     if (!pushed.ok()) {
       return step.Done(Annotate(pushed.status(), StrCat("failed to push ", names.front())));
+    }
+    // Where the blobs now live, so a later push to another repository of that registry mounts
+    // them, even from another process (BuildKit's updateDistributionSourceHandler).  Best
+    // effort: a missing label only costs an upload.
+    for (const ImageReference& target : req.targets) {
+      for (const oci::Descriptor& blob : req.blobs) {
+        (void)AddDistributionSource(env_.worker->content(), blob.digest, target);
+      }
     }
     return step.Done(absl::OkStatus());
   }

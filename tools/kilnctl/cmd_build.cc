@@ -1,6 +1,6 @@
 // kilnctl build: buildctl's build command, running the engine in-process.
 //
-//   kilnctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. \
+//   kilnctl build --frontend dockerfile.v0 --local context=. --local dockerfile=.
 //       --opt target=app --output type=oci,dest=out.tar --progress plain
 //   kilnctl build --output type=local,dest=out < definition.pb     (raw LLB, no frontend)
 #include <cstdio>
@@ -39,6 +39,8 @@ struct BuildFlags {
   bool no_cache = false;
   std::string progress = "auto";
   std::string metadata_file;
+  std::vector<std::string> registry_auth;
+  std::vector<std::string> registry_tokens;
 };
 
 std::string RandomId() {
@@ -139,6 +141,8 @@ absl::Status RunBuild(const Context& ctx, const BuildFlags& flags) {
   KILN_ASSIGN_OR_RETURN(req.exports, ParseOutputs(flags.outputs));
   KILN_ASSIGN_OR_RETURN(req.secrets, FlagSecrets::FromFlags(flags.secrets));
   KILN_ASSIGN_OR_RETURN(req.ssh, FlagSsh::FromFlags(flags.ssh));
+  KILN_ASSIGN_OR_RETURN(req.credentials,
+                        RequestCredentials(ctx, flags.registry_auth, flags.registry_tokens));
 
   frontends::dockerfile::DockerfileFrontend dockerfile;
   if (flags.frontend == "dockerfile.v0") {
@@ -196,6 +200,7 @@ void AddBuildCommands(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   build->add_option("--metadata-file", flags->metadata_file,
                     "Write the build's result metadata (JSON) to this file");
+  AddRegistryCredentialFlags(*build, flags->registry_auth, flags->registry_tokens);
   build->callback([&ctx, flags] { Report(ctx, RunBuild(ctx, *flags)); });
 }
 

@@ -8,11 +8,17 @@
 // exceptions.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace kiln::registry {
+class CredentialSource;
+}
 
 namespace kiln::tools::kilnctl {
 
@@ -22,6 +28,8 @@ struct Context {
   std::string root = "/var/lib/kiln";            // --root: the state directory
   std::vector<std::string> insecure_registries;  // --insecure-registry: plain HTTP hosts
   int max_parallelism = 0;                       // --max-parallelism: RUN steps at once
+  std::vector<std::string> registry_auth;        // --registry-auth HOST=USER:PASSWORD (secret)
+  std::vector<std::string> registry_tokens;      // --registry-token HOST=TOKEN (secret)
 };
 
 // Prints "kilnctl: <message>" to stderr and sets the exit code when `status` is an error.
@@ -39,5 +47,27 @@ void AddStorageCommands(CLI::App& app, Context& ctx);
 
 // `kilnctl image import|ls` (cmd_image.cc).
 void AddImageCommands(CLI::App& app, Context& ctx);
+
+// `kilnctl image inspect|copy|push|pull` (cmd_remote.cc); call after AddImageCommands.
+void AddRemoteImageCommands(CLI::App& app, Context& ctx);
+
+// Adds --registry-auth HOST=USER:PASSWORD and --registry-token HOST=TOKEN to `cmd`
+// (registry_flags.cc, as the two functions below).
+void AddRegistryCredentialFlags(CLI::App& cmd, std::vector<std::string>& auth,
+                                std::vector<std::string>& tokens);
+
+// The credentials those flags give (the global ones in ctx, then the command's own, which win),
+// or nullptr when none was given.  Errors never show a flag's value.
+absl::StatusOr<std::shared_ptr<registry::CredentialSource>> FlagCredentials(
+    const Context& ctx, const std::vector<std::string>& auth,
+    const std::vector<std::string>& tokens);
+
+// The client's credentials, as buildctl's session offers them: the flags' (FlagCredentials),
+// then those of ~/.docker/config.json ($DOCKER_CONFIG); nullptr when there are none.  A build
+// sends them with the request, so every registry client of the build (image resolution, pulls,
+// pushes, registry.insecure's own) uses the same ones.
+absl::StatusOr<std::shared_ptr<registry::CredentialSource>> RequestCredentials(
+    const Context& ctx, const std::vector<std::string>& auth,
+    const std::vector<std::string>& tokens);
 
 }  // namespace kiln::tools::kilnctl

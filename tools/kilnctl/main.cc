@@ -25,9 +25,11 @@ int main(int argc, char** argv) {
   app.add_option("--insecure-registry", ctx.insecure_registries,
                  "Registry host[:port] to reach over plain HTTP (repeatable)");
   app.add_option("--max-parallelism", ctx.max_parallelism, "RUN steps at once (0: one per core)");
+  kiln::tools::kilnctl::AddRegistryCredentialFlags(app, ctx.registry_auth, ctx.registry_tokens);
   kiln::tools::kilnctl::AddBuildCommands(app, ctx);
   kiln::tools::kilnctl::AddStorageCommands(app, ctx);
   kiln::tools::kilnctl::AddImageCommands(app, ctx);
+  kiln::tools::kilnctl::AddRemoteImageCommands(app, ctx);
   kiln::tools::kilnctl::AddDebugCommands(app, ctx);
   try {
     app.parse(argc, argv);
