@@ -212,7 +212,12 @@ void ToProtoAction(const Node& n, std::string_view parent, int64_t base, pb::Fil
     m->set_attemptunpackdockercompatibility(a->info.attempt_unpack);
     m->set_createdestpath(a->info.create_dest_path);
     m->set_timestamp(MarshalTime(a->info.created_time_ns));
-    m->set_mode(a->info.mode ? static_cast<int32_t>(*a->info.mode) : -1);
+    for (const std::string& p : a->info.required_paths) m->add_required_paths(p);
+    if (!a->info.mode_str.empty()) {
+      m->set_modestr(a->info.mode_str);  // and mode 0, as Go leaves it
+    } else {
+      m->set_mode(a->info.mode ? static_cast<int32_t>(*a->info.mode) : -1);
+    }
     m->set_alwaysreplaceexistingdestpaths(a->info.always_replace_existing_dest_paths);
   } else if (const auto* a = std::get_if<SymlinkAction>(&n.action)) {
     pb::FileActionSymlink* m = out->mutable_symlink();

@@ -73,6 +73,11 @@ struct RmInfo {
 
 struct CopyInfo {
   std::optional<uint32_t> mode;  // unset: keep the source's mode
+  // BuildKit HEAD (ChmodOpt.ModeStr): a symbolic mode such as "u+x,g-w"; when set it is sent
+  // instead of `mode`.
+  std::string mode_str;
+  // BuildKit HEAD: source paths that must exist (COPY --parents without wildcards).
+  std::vector<std::string> required_paths;
   bool follow_symlinks = false;
   bool copy_dir_contents_only = false;
   bool attempt_unpack = false;

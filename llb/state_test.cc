@@ -261,6 +261,30 @@ TEST(FileOp, ChainsIndexInputsAndActionsAsGo) {
   EXPECT_EQ(a[5].output(), 0);
 }
 
+TEST(FileOp, CopyModeStringAndRequiredPathsAsGoHead) {
+  CopyInfo info;
+  info.mode = 0755;
+  info.mode_str = "u+x";  // wins over mode; Go then leaves mode 0
+  info.required_paths = {"/a/b", "/c"};
+  pb::Op op = ResultOp(MustMarshal(Scratch().File(Copy(Local("src"), "/a", "/", info))));
+  const pb::FileActionCopy& c = op.file().actions(0).copy();
+  EXPECT_EQ(c.modestr(), "u+x");
+  EXPECT_EQ(c.mode(), 0);
+  ASSERT_EQ(c.required_paths_size(), 2);
+  EXPECT_EQ(c.required_paths(0), "/a/b");
+  EXPECT_EQ(c.required_paths(1), "/c");
+  info.mode_str.clear();
+  info.required_paths.clear();
+  const pb::FileActionCopy plain =
+      ResultOp(MustMarshal(Scratch().File(Copy(Local("src"), "/a", "/", info))))
+          .file()
+          .actions(0)
+          .copy();
+  EXPECT_EQ(plain.mode(), 0755);
+  EXPECT_EQ(plain.modestr(), "");
+  EXPECT_EQ(plain.required_paths_size(), 0);
+}
+
 TEST(FileOp, ChownSpecs) {
   EXPECT_EQ(ChownFromSpec("root"), (ChownOpt{UserOpt{0, ""}, std::nullopt}));
   EXPECT_EQ(ChownFromSpec("1:2"), (ChownOpt{UserOpt{1, ""}, UserOpt{2, ""}}));

@@ -107,6 +107,7 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
   auto base_info = [&]() {
     llb::CopyInfo info;
     info.mode = chmod.mode;
+    info.mode_str = chmod.mode_str;
     info.create_dest_path = true;
     info.chown = chown;
     info.exclude_patterns = cfg.exclude_patterns;
@@ -114,15 +115,8 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
   };
 
   llb::FileAction a;
-  std::vector<CopyPatch> patches;
-  int action_index = 0;
-  auto add_copy = [&](const llb::State& src, const std::string& path, const llb::CopyInfo& info,
-                      std::vector<std::string> required_paths) {
+  auto add_copy = [&](const llb::State& src, const std::string& path, const llb::CopyInfo& info) {
     a = a.empty() ? llb::Copy(src, path, dest, info) : a.Copy(src, path, dest, info);
-    if (!chmod.mode_str.empty() || !required_paths.empty()) {
-      patches.push_back(CopyPatch{action_index, chmod.mode_str, std::move(required_paths)});
-    }
-    ++action_index;
   };
 
   for (std::string src : params.source_paths) {
@@ -135,7 +129,7 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
       llb::GitInfo gi;
       gi.keep_git_dir = cfg.keep_git_dir.value_or(false);
       llb::State st = llb::Git(git->remote, commit_ref, gi);
-      add_copy(st, "/", base_info(), {});
+      add_copy(st, "/", base_info());
     } else if (IsHttpSource(src)) {
       if (!cfg.is_add) return absl::InvalidArgumentError("source can't be a URL for COPY");
       const std::string f = HttpSourceFilename(src);
@@ -147,7 +141,7 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
           llb::Http(src, {.checksum = cfg.checksum, .filename = f, .constraints = DfCmd("")});
       llb::CopyInfo info = base_info();
       info.attempt_unpack = cfg.unpack.value_or(false);
-      add_copy(st, f, info, {});
+      add_copy(st, f, info);
     } else {
       std::vector<std::string> patterns;
       std::vector<std::string> required;
@@ -174,7 +168,8 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
       info.attempt_unpack = cfg.unpack.value_or(cfg.is_add);
       info.allow_wildcard = true;
       info.allow_empty_wildcard = true;
-      add_copy(cfg.source, PathJoin({"/", src}), info, std::move(required));
+      info.required_paths = std::move(required);
+      add_copy(cfg.source, PathJoin({"/", src}), info);
     }
   }
 
@@ -183,7 +178,7 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
     llb::State st = llb::Scratch().File(
         llb::Mkfile(src.path, 0664, src.data),
         llb::Constraints().WithCustomName("[internal] preparing inline document"));
-    add_copy(st, src.path, base_info(), {});
+    add_copy(st, src.path, base_info());
   }
   StrAppend(&commit, " ", params.dest_path);
 
@@ -210,10 +205,10 @@ absl::Status DispatchCopy(DispatchState& d, const CopyConfig& cfg, DispatchOpt& 
     merge_opt.WithProgressGroup(pg_id, pg_name, false);
     merge_opt.WithCustomName(
         PrefixCommand(d, StrCat("LINK ", name), d.prefix_platform, platform, env));
-    llb::State layer = PatchCopyActions(llb::Scratch().File(a, copy_opt), std::move(patches));
+    llb::State layer = llb::Scratch().File(a, copy_opt);
     d.state = d.state.WithOutput(llb::Merge({d.state, layer}, merge_opt).output());
   } else {
-    d.state = PatchCopyActions(d.state.File(a, file_opt), std::move(patches));
+    d.state = d.state.File(a, file_opt);
   }
   CommitToHistory(d.image, commit, true, true, opt.epoch);
   return absl::OkStatus();

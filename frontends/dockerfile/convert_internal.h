@@ -193,13 +193,4 @@ bool IsHttpSource(std::string_view src);
 // path.Base of the URL's path, or "__unnamed__" (the file name BuildKit gives ADD <url>).
 std::string HttpSourceFilename(std::string_view url);
 
-// Wraps a file op so its copy actions get HEAD-only fields the llb builder does not expose
-// (FileActionCopy.modeStr, required_paths), re-digesting the op.
-struct CopyPatch {
-  int action_index = 0;  // index within the file op's actions
-  std::string mode_str;
-  std::vector<std::string> required_paths;
-};
-llb::State PatchCopyActions(const llb::State& st, std::vector<CopyPatch> patches);
-
 }  // namespace kiln::frontends::dockerfile::internal

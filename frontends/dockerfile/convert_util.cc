@@ -14,7 +14,6 @@
 #include "base/strings.h"
 #include "frontends/dockerfile/convert_internal.h"
 #include "frontends/dockerfile/go_compat.h"
-#include "llb/definition.h"
 #include "llb/go_compat.h"
 
 namespace kiln::frontends::dockerfile {
@@ -672,67 +671,6 @@ std::string HttpSourceFilename(std::string_view url) {
   }
   if (base == "." || base == "/") return "__unnamed__";
   return base;
-}
-
-// ---- HEAD-only copy fields ----
-
-namespace {
-
-class PatchedVertex : public llb::Vertex {
- public:
-  PatchedVertex(std::shared_ptr<const llb::Output> inner, std::vector<CopyPatch> patches)
-      : inner_(std::move(inner)), patches_(std::move(patches)) {}
-
-  std::vector<std::shared_ptr<const llb::Output>> Inputs() const override {
-    return inner_->vertex()->Inputs();
-  }
-
-  absl::StatusOr<llb::MarshaledVertex> Marshal(llb::MarshalContext& ctx) const override {
-    KILN_ASSIGN_OR_RETURN(llb::MarshaledVertex mv, inner_->vertex()->Marshal(ctx));
-    pb::Op op;
-    if (!op.ParseFromString(mv.bytes) || !op.has_file()) {
-      return absl::InternalError("patch copy actions: not a file op");
-    }
-    for (const CopyPatch& p : patches_) {
-      if (p.action_index < 0 || p.action_index >= op.file().actions_size() ||
-          !op.file().actions(p.action_index).has_copy()) {
-        return absl::InternalError("patch copy actions: no such copy action");
-      }
-      pb::FileActionCopy* copy = op.mutable_file()->mutable_actions(p.action_index)->mutable_copy();
-      if (!p.mode_str.empty()) {
-        copy->set_mode(0);
-        copy->set_modestr(p.mode_str);
-      }
-      for (const std::string& rp : p.required_paths) copy->add_required_paths(rp);
-    }
-    mv.bytes = llb::SerializeDeterministic(op);
-    mv.digest = llb::OpDigest(mv.bytes);
-    return mv;
-  }
-
- private:
-  std::shared_ptr<const llb::Output> inner_;
-  std::vector<CopyPatch> patches_;
-};
-
-class PatchedOutput : public llb::Output {
- public:
-  PatchedOutput(std::shared_ptr<const llb::Output> inner, std::vector<CopyPatch> patches)
-      : inner_(inner), vertex_(std::make_shared<PatchedVertex>(inner, std::move(patches))) {}
-  const llb::Vertex* vertex() const override { return vertex_.get(); }
-  absl::StatusOr<int64_t> index() const override { return inner_->index(); }
-  std::optional<oci::Platform> platform() const override { return inner_->platform(); }
-
- private:
-  std::shared_ptr<const llb::Output> inner_;
-  std::shared_ptr<const PatchedVertex> vertex_;
-};
-
-}  // namespace
-
-llb::State PatchCopyActions(const llb::State& st, std::vector<CopyPatch> patches) {
-  if (patches.empty() || st.output() == nullptr) return st;
-  return st.WithOutput(std::make_shared<PatchedOutput>(st.output(), std::move(patches)));
 }
 
 }  // namespace internal
