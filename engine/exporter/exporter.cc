@@ -2,6 +2,11 @@
 
 #include <chrono>
 #include <ctime>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
@@ -88,9 +93,9 @@ std::string DescriptorResponse(const oci::Descriptor& d) {
 }
 
 // What the image, oci and docker exporters share: the committed image from the options.
-absl::StatusOr<CommittedImage> Commit(Worker& worker, const ExportInput& in,
-                                      const ImageExportOptions& o, int parallelism,
-                                      const CancelToken& cancel) {
+absl::StatusOr<CommittedImage> Commit(
+    Worker& worker, const ExportInput& in, const ImageExportOptions& o, int parallelism,
+    const CancelToken& cancel, std::function<void(const ExportedLayer&)> on_layer = nullptr) {
   if (o.annotations.index) {
     return absl::InvalidArgumentError("index annotations not supported for single platform export");
   }
@@ -106,6 +111,7 @@ absl::StatusOr<CommittedImage> Commit(Worker& worker, const ExportInput& in,
   co.layers.force = o.force_compression;
   co.layers.parallelism = parallelism;
   co.layers.cancel = cancel;
+  co.layers.on_layer = std::move(on_layer);
   co.oci_types = o.oci_types;
   co.epoch = o.epoch ? o.epoch : in.source_date_epoch;
   if (o.rewrite_timestamp) co.layers.rewrite_epoch = co.epoch;
@@ -123,6 +129,52 @@ absl::StatusOr<CommittedImage> Commit(Worker& worker, const ExportInput& in,
   return image;
 }
 
+// Uploads the layers an export computes while the others are still being diffed and
+// compressed, so compression and hashing overlap with the upload.  PushImage later finds them
+// present, or waits for an upload still running (the Registry deduplicates in-flight blobs), and
+// remains what decides: an early upload that failed is simply done again there, and no manifest
+// goes up before every blob is present.  Only new layers go early: reused ones (a base image's)
+// may be mountable from their source repository, which only PushImage is told.
+class EarlyLayerPush {
+ public:
+  EarlyLayerPush(registry::Registry& reg, ImageReference repo, snapshotter::ContentStore& store,
+                 registry::CallOptions call)
+      : reg_(reg), repo_(std::move(repo)), provider_(store), stop_(call.cancel), call_(call) {
+    call_.cancel = stop_.token();
+  }
+  // Cancels uploads still running and waits for them.
+  ~EarlyLayerPush() {
+    stop_.Cancel("the export ended before this early upload");
+    Wait();
+  }
+
+  // Thread-safe; called from the export's threads.
+  void Start(const ExportedLayer& layer) {
+    if (layer.source == ExportedLayer::Source::kReused) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back(
+        [this, blob = layer.blob] { (void)reg_.PushBlob(repo_, blob, provider_, call_); });
+  }
+
+  void Wait() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+ private:
+  registry::Registry& reg_;
+  const ImageReference repo_;
+  ContentBlobProvider provider_;
+  CancelSource stop_;
+  registry::CallOptions call_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
 std::string ResolveName(const ImageExportOptions& o, const ExportInput& in) {
   return o.name == "*" ? in.image_name : o.name;
 }
@@ -134,8 +186,14 @@ class ImageExporter : public Exporter {
 
   absl::StatusOr<ExportResponse> Export(const ExportInput& in, const ExportTarget&,
                                         const CancelToken& cancel) override {
+    std::unique_ptr<EarlyLayerPush> early;
+    std::function<void(const ExportedLayer&)> on_layer;
+    if (o_.push) {
+      KILN_ASSIGN_OR_RETURN(early, StartEarlyPush(in, cancel));
+      if (early) on_layer = [e = early.get()](const ExportedLayer& l) { e->Start(l); };
+    }
     KILN_ASSIGN_OR_RETURN(CommittedImage image,
-                          Commit(*env_.worker, in, o_, env_.layer_parallelism, cancel));
+                          Commit(*env_.worker, in, o_, env_.layer_parallelism, cancel, on_layer));
     std::string names = ResolveName(o_, in);
     bool canonical = o_.name_canonical;
     if (names.empty() && !o_.dangling_prefix.empty()) {
@@ -150,6 +208,7 @@ class ImageExporter : public Exporter {
       }
     }
     if (o_.push && !targets.empty()) KILN_RETURN_IF_ERROR(Push(in, image, targets, cancel));
+    if (early) early->Wait();
     if (!names.empty()) resp[kExporterImageName] = names;
     resp[kExporterImageDigest] = image.manifest.digest.str();
     resp[kExporterImageConfigDigest] = image.config.digest.str();
@@ -190,12 +249,49 @@ class ImageExporter : public Exporter {
         snapshotter::Unpack(env_.worker->content(), env_.worker->snapshots(), imported).status());
   }
 
+  // The early uploads for the first name to push to, or null when nothing is to be pushed (an
+  // image whose name comes from its digest); bad names are left for Push() to report.
+  absl::StatusOr<std::unique_ptr<EarlyLayerPush>> StartEarlyPush(const ExportInput& in,
+                                                                 const CancelToken& cancel) {
+    std::vector<std::string> names = SplitNames(ResolveName(o_, in));
+    if (names.empty()) return nullptr;
+    std::vector<ImageReference> refs;
+    for (const std::string& name : names) {
+      auto ref = ParseNormalizedReference(name);
+      if (!ref.ok()) return nullptr;
+      refs.push_back(*std::move(ref));
+    }
+    KILN_ASSIGN_OR_RETURN(registry::Registry * reg, Client(in, refs));
+    registry::CallOptions call;
+    call.cancel = cancel;
+    call.credentials = in.credentials;
+    return std::make_unique<EarlyLayerPush>(*reg, refs.front(), env_.worker->content(), call);
+  }
+
+  // The shared client, or with registry.insecure one of this exporter's own that speaks plain
+  // HTTP to the targets' hosts (BuildKit v0.11's PlainHTTP), so the shared one's settings stay
+  // as they are.
+  absl::StatusOr<registry::Registry*> Client(const ExportInput& in,
+                                             const std::vector<ImageReference>& targets) {
+    if (!o_.insecure) {
+      if (env_.registry == nullptr) {
+        return absl::FailedPreconditionError("push: no registry client configured");
+      }
+      return env_.registry;
+    }
+    std::lock_guard<std::mutex> lock(insecure_mu_);
+    if (insecure_ == nullptr) {
+      registry::RegistryOptions options =
+          env_.registry_options ? *env_.registry_options : registry::RegistryOptions();
+      for (const ImageReference& t : targets) options.hosts[t.domain].plain_http = true;
+      insecure_ = std::make_unique<registry::Registry>(options, in.credentials);
+    }
+    return insecure_.get();
+  }
+
   absl::Status Push(const ExportInput& in, const CommittedImage& image,
                     const std::vector<std::string>& names, const CancelToken& cancel) {
     registry::PushRequest req;
-    std::unique_ptr<registry::Registry> insecure;
-    registry::RegistryOptions insecure_options =
-        env_.registry_options ? *env_.registry_options : registry::RegistryOptions();
     for (const std::string& name : names) {
       auto ref = ParseNormalizedReference(name);
       if (!ref.ok()) return Annotate(ref.status(), StrCat("failed to push ", name));
@@ -206,17 +302,9 @@ class ImageExporter : public Exporter {
       } else if (target.NameOnly()) {
         target = target.WithDefaultTag();
       }
-      insecure_options.hosts[target.domain].plain_http = true;
       req.targets.push_back(std::move(target));
     }
-    registry::Registry* reg = env_.registry;
-    if (o_.insecure) {
-      // registry.insecure: plain HTTP to those hosts (BuildKit v0.11's PlainHTTP), through a
-      // client of its own so the shared one's settings stay as they are.
-      insecure = std::make_unique<registry::Registry>(insecure_options, in.credentials);
-      reg = insecure.get();
-    }
-    if (reg == nullptr) return absl::FailedPreconditionError("push: no registry client configured");
+    KILN_ASSIGN_OR_RETURN(registry::Registry * reg, Client(in, req.targets));
     req.manifest.bytes = image.manifest_json;
     req.manifest.media_type = image.manifest.media_type;
     req.blobs.push_back(image.config);
@@ -264,6 +352,8 @@ class ImageExporter : public Exporter {
 
   ImageExportOptions o_;
   ExporterEnv env_;
+  std::mutex insecure_mu_;
+  std::unique_ptr<registry::Registry> insecure_;  // registry.insecure's client (see Client())
 };
 
 class ArchiveExporter : public Exporter {

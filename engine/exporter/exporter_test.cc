@@ -4,6 +4,7 @@
 #include "engine/exporter/exporter.h"
 
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -428,6 +429,25 @@ TEST_F(ExporterTest, RebuildIsByteIdenticalWithSourceDateEpochAndRewrite) {
   auto config = Json::parse(Sh(StrCat("skopeo inspect --config oci:", layout, ":repro")).out);
   EXPECT_EQ(config["created"], "1970-01-12T13:46:40Z");
   for (const auto& h : config["history"]) EXPECT_EQ(h["created"], "1970-01-12T13:46:40Z");
+}
+
+TEST_F(ExporterTest, OnLayerSeesEachLayerOnceItsBlobIsStored) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  std::mutex mu;
+  std::multiset<std::string> seen;
+  bool all_stored = true;
+  LayerExportOptions o;
+  o.on_layer = [&](const ExportedLayer& l) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.insert(l.snapshot_key);
+    all_stored = all_stored && worker_->content().Info(l.blob.digest).ok();
+  };
+  auto layers = ExportLayers(*worker_, result, o);
+  ASSERT_TRUE(layers.ok()) << layers.status();
+  ASSERT_EQ(seen.size(), layers->size());
+  for (const auto& l : *layers) EXPECT_EQ(seen.count(l.snapshot_key), 1u) << l.snapshot_key;
+  EXPECT_TRUE(all_stored);
 }
 
 TEST_F(ExporterTest, SecondExportReusesLayerBlobs) {

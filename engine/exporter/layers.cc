@@ -298,6 +298,7 @@ absl::StatusOr<std::vector<ExportedLayer>> ExportLayers(Worker& worker, const Re
         absl::Status s = o.cancel.Check();
         if (s.ok()) {
           auto layer = ExportOne(worker, chain[i], i, o);
+          if (layer.ok() && o.on_layer) o.on_layer(*layer);
           if (layer.ok()) layers[i] = *std::move(layer);
           s = layer.status();
         }

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,16 +45,6 @@
 
 namespace kiln::engine {
 
-struct LayerExportOptions {
-  snapshotter::Compression compression = snapshotter::Compression::kGzip;
-  int level = -1;  // Kiln's level for the compressor (-1: gzip 1, zstd 3)
-  bool force = false;
-  std::optional<int64_t> rewrite_epoch;
-  std::vector<Digest> immutable_diff_ids;
-  int parallelism = 2;  // snapshots diffed at once
-  CancelToken cancel;
-};
-
 struct ExportedLayer {
   enum class Source { kReused, kConverted, kComputed };
 
@@ -63,6 +54,19 @@ struct ExportedLayer {
   std::string description;  // the step that made the snapshot
   snapshotter::Timestamp created;
   Source source = Source::kReused;
+};
+
+struct LayerExportOptions {
+  snapshotter::Compression compression = snapshotter::Compression::kGzip;
+  int level = -1;  // Kiln's level for the compressor (-1: gzip 1, zstd 3)
+  bool force = false;
+  std::optional<int64_t> rewrite_epoch;
+  std::vector<Digest> immutable_diff_ids;
+  int parallelism = 2;  // snapshots diffed at once
+  CancelToken cancel;
+  // Called once per layer as soon as its blob is in the content store, from export threads
+  // (the image exporter starts uploading it while the other layers are still compressed).
+  std::function<void(const ExportedLayer&)> on_layer;
 };
 
 // The layers of `result`, bottom first; empty for scratch.

@@ -1,5 +1,6 @@
 // The image exporter pushing to a real registry (Debian's docker-registry through
 // tests/registry_harness), checked with skopeo.
+#include <set>
 #include <string>
 
 #include <unistd.h>
@@ -81,6 +82,21 @@ TEST_F(PushTest, PushesEveryNameAndSkopeoSeesTheDigest) {
   EXPECT_EQ(registry_->Count("PUT", "^/v2/kiln/other/manifests/v2$", 201), 1);
   // Also stored locally under both names.
   EXPECT_TRUE(worker_->images().Get(a).ok());
+}
+
+TEST_F(PushTest, EarlyLayerUploadsAndThePushUploadEachBlobOnce) {
+  ResultRef result = BuildChain();
+  ASSERT_TRUE(result);
+  const std::string name = StrCat(Host(), "/kiln/early:1");
+  auto resp = Push({{"name", name}}, result);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  Json raw = Inspect(name, "--raw");
+  std::set<std::string> blobs{raw["config"]["digest"].get<std::string>()};
+  for (const auto& l : raw["layers"]) blobs.insert(l["digest"].get<std::string>());
+  // Early uploads and PushImage together upload every blob exactly once.
+  EXPECT_EQ(registry_->Count("PUT", "^/v2/kiln/early/blobs/uploads/", 201),
+            static_cast<int>(blobs.size()));
+  EXPECT_EQ(Inspect(name)["Digest"], resp->at(kExporterImageDigest));
 }
 
 TEST_F(PushTest, MountsBlobsFromTheirDistributionSource) {
