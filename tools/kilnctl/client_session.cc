@@ -64,6 +64,13 @@ absl::StatusOr<std::shared_ptr<FlagSecrets>> FlagSecrets::FromFlags(
             StrCat("--secret ", Quote(flag), ": unknown key ", Quote(k)));
       }
     }
+    // As buildctl: a source file that is not there fails the build before it starts, also
+    // when no step would need it (a non-required secret mount would otherwise be silently
+    // skipped).
+    struct stat st;
+    if (!src.file.empty() && ::stat(src.file.c_str(), &st) != 0) {
+      return ErrnoStatus(StrCat("--secret id=", id, ": failed to stat ", Quote(src.file)));
+    }
     s->sources_[id] = src;
   }
   return s;
