@@ -331,21 +331,13 @@ class ImageExporter : public Exporter {
     return step.Done(absl::OkStatus());
   }
 
-  // Blobs pulled from a registry carry containerd's distribution-source label
-  // ("containerd.io/distribution.source.<host>" = "<repo>[,<repo>...]"): a push to that
-  // registry mounts them from there instead of uploading.
+  // Blobs pulled from (or pushed to) a registry carry containerd's distribution-source label
+  // (distribution_source.h): a push to that registry mounts them from there instead of
+  // uploading.
   void AddMountSources(const CommittedImage& image, registry::PushRequest* req) {
-    constexpr std::string_view kPrefix = "containerd.io/distribution.source.";
     for (const ExportedLayer& l : image.layers) {
-      auto info = env_.worker->content().Info(l.blob.digest);
-      if (!info.ok()) continue;
-      for (const auto& [k, v] : info->labels) {
-        if (!k.starts_with(kPrefix)) continue;
-        for (absl::string_view repo : absl::StrSplit(v, ',', absl::SkipEmpty())) {
-          auto ref = ParseNormalizedReference(
-              StrCat(k.substr(kPrefix.size()), "/", std::string_view(repo.data(), repo.size())));
-          if (ref.ok()) req->mount_sources[l.blob.digest].push_back(*ref);
-        }
+      for (ImageReference& repo : DistributionSources(env_.worker->content(), l.blob.digest)) {
+        req->mount_sources[l.blob.digest].push_back(std::move(repo));
       }
     }
   }
