@@ -376,8 +376,34 @@ class ImagePullTest : public ImageSourceTest {
     client_ = std::make_unique<registry::Registry>(registry::RegistryOptions{});
   }
 
+  // Starts the harness's fault proxy in front of the registry with `rules` (JSON); its port.
+  int StartProxy(const std::string& rules) {
+    const std::string port_file = dir_.path() + "/proxy.port";
+    proxy_ = Child::Start({source_testing::kPython,
+                           source_testing::RepoRoot() + "/tests/registry_harness/fault_proxy.py",
+                           "--upstream", registry_->host(), "--port-file", port_file, "--log",
+                           dir_.path() + "/proxy.log", "--rules", rules},
+                          dir_.path() + "/proxy.stderr");
+    if (proxy_ == nullptr) return 0;
+    int port = source_testing::WaitForPortFile(port_file, *proxy_);
+    EXPECT_GT(port, 0) << Read(dir_.path() + "/proxy.stderr");
+    return port;
+  }
+
+  // A fresh state directory (nothing of the image stored) and an op pulling `ref` through it.
+  std::unique_ptr<Op> FreshStateOp(const std::string& ref) {
+    worker_.reset();
+    worker_ = OpenWorker(dir_.path() + "/state2");
+    EXPECT_NE(worker_, nullptr);
+    if (worker_ == nullptr) return nullptr;
+    auto op = NewOp(ref, {}, client_.get());
+    EXPECT_TRUE(op->GetCacheMap(OpContext()).ok());
+    return op;
+  }
+
   std::unique_ptr<RegistryProcess> registry_;
   std::unique_ptr<registry::Registry> client_;
+  std::unique_ptr<Child> proxy_;
 };
 
 TEST_F(ImagePullTest, PullIntoAnEmptyStateThenUnpackLazily) {
@@ -422,24 +448,11 @@ TEST_F(ImagePullTest, CorruptedLayerIsDataLossAndNothingIsStored) {
                            ImageResolveMode::kPull);
   ASSERT_TRUE(res.ok()) << res.status();
   const Digest layer = res->manifest.layers[0].digest;
-  const std::string port_file = dir_.path() + "/proxy.port";
-  std::string rules = StrCat(R"([{"method": "GET", "path": "/blobs/)", layer.str(),
-                             R"(", "action": "corrupt", "count": 1000}])");
-  auto proxy = Child::Start({source_testing::kPython,
-                             source_testing::RepoRoot() + "/tests/registry_harness/fault_proxy.py",
-                             "--upstream", registry_->host(), "--port-file", port_file, "--log",
-                             dir_.path() + "/proxy.log", "--rules", rules},
-                            dir_.path() + "/proxy.stderr");
-  ASSERT_NE(proxy, nullptr);
-  int proxy_port = source_testing::WaitForPortFile(port_file, *proxy);
-  ASSERT_GT(proxy_port, 0) << Read(dir_.path() + "/proxy.stderr");
-
-  // A fresh state directory: nothing of the image is stored yet.
-  worker_.reset();
-  worker_ = OpenWorker(dir_.path() + "/state2");
-  ASSERT_NE(worker_, nullptr);
-  auto op = NewOp(StrCat("127.0.0.1:", proxy_port, "/test/busybox:1"), {}, client_.get());
-  ASSERT_TRUE(op->GetCacheMap(OpContext()).ok());
+  int proxy_port = StartProxy(StrCat(R"([{"method": "GET", "path": "/blobs/)", layer.str(),
+                                     R"(", "action": "corrupt", "count": 1000}])"));
+  ASSERT_GT(proxy_port, 0);
+  auto op = FreshStateOp(StrCat("127.0.0.1:", proxy_port, "/test/busybox:1"));
+  ASSERT_NE(op, nullptr);
   auto r = op->Exec(OpContext(), {});
   EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
   EXPECT_TRUE(absl::IsNotFound(worker_->content().Info(layer).status()));
@@ -459,23 +472,11 @@ TEST_F(ImagePullTest, LayersAreUnpackedAsTheyArrive) {
   const Digest last = res->manifest.layers[1].digest;
   const std::vector<Digest> chain = snapshotter::ChainIds(res->config.rootfs.diff_ids);
   // The last layer's download hangs until the test ends it; the first must be unpacked anyway.
-  const std::string port_file = dir_.path() + "/proxy.port";
-  std::string rules = StrCat(R"([{"method": "GET", "path": "/blobs/)", last.str(),
-                             R"(", "action": "stall", "stall": 600, "count": 1000}])");
-  auto proxy = Child::Start({source_testing::kPython,
-                             source_testing::RepoRoot() + "/tests/registry_harness/fault_proxy.py",
-                             "--upstream", registry_->host(), "--port-file", port_file, "--log",
-                             dir_.path() + "/proxy.log", "--rules", rules},
-                            dir_.path() + "/proxy.stderr");
-  ASSERT_NE(proxy, nullptr);
-  int proxy_port = source_testing::WaitForPortFile(port_file, *proxy);
-  ASSERT_GT(proxy_port, 0) << Read(dir_.path() + "/proxy.stderr");
-
-  worker_.reset();
-  worker_ = OpenWorker(dir_.path() + "/state2");
-  ASSERT_NE(worker_, nullptr);
-  auto op = NewOp(StrCat("127.0.0.1:", proxy_port, "/test/busybox:1"), {}, client_.get());
-  ASSERT_TRUE(op->GetCacheMap(OpContext()).ok());
+  int proxy_port = StartProxy(StrCat(R"([{"method": "GET", "path": "/blobs/)", last.str(),
+                                     R"(", "action": "stall", "stall": 600, "count": 1000}])"));
+  ASSERT_GT(proxy_port, 0);
+  auto op = FreshStateOp(StrCat("127.0.0.1:", proxy_port, "/test/busybox:1"));
+  ASSERT_NE(op, nullptr);
   CancelSource cancel;
   OpContext ctx;
   ctx.cancel = cancel.token();
