@@ -112,10 +112,16 @@ std::string Base64(const std::string& s) { return absl::Base64Escape(s); }
 
 void E2ETest::SetUpTestSuite() {
   if (busybox_rootfs_ != nullptr || ::geteuid() != 0) return;
-  // Kept for the whole run (one rootfs serves every test), removed at exit by the OS's /tmp.
-  auto dir = TempDir::Create("kiln-e2e-busybox-");
-  if (!dir.ok()) return;
-  std::string root = StrCat(dir->Release(), "/rootfs");
+  // One rootfs serves every test of the run; the static owner removes it when the program
+  // exits normally.
+  static TempDir* owner = nullptr;
+  if (owner == nullptr) {
+    auto dir = TempDir::Create("kiln-e2e-busybox-");
+    if (!dir.ok()) return;
+    static TempDir kept(std::move(*dir));
+    owner = &kept;
+  }
+  std::string root = StrCat(owner->path(), "/rootfs");
   ProcessResult r =
       RunProcess({"bash", StrCat(KILN_SOURCE_DIR, "/scripts/busybox-rootfs.sh"), root});
   if (r.exit_code == 0) busybox_rootfs_ = new std::string(root);
