@@ -163,14 +163,9 @@ RUN --mount=type=secret,id=s cp /run/secrets/s /tmp/copied && echo failing-on-pu
   EXPECT_THAT(MountsUnder(state_->root()), IsEmpty());
 }
 
-// BUG (tools/kilnctl/client_session.cc, FlagSecrets::FromFlags / Get; engine/ops/exec_op.cc,
-// the SECRET mount case): a --secret whose src file does not exist is only read when a step
-// asks for it, and the read error (NotFound) is taken for "secret not provided", so a mount
-// without required=true is silently skipped and the build succeeds without the secret.
-// buildctl stats every src file before the build starts and fails ("failed to stat <path>",
-// session/secrets/secretsprovider/store.go NewStore).  Disabled until kilnctl checks the sources
-// up front (or passes a non-NotFound error for an unreadable source).
-TEST_F(SecretTest, DISABLED_MissingSourceFileFailsEvenIfNotRequired) {
+// As buildctl (secretsprovider.NewStore stats every src file): a --secret whose source file
+// does not exist fails the build before it starts, even when the mount is not required.
+TEST_F(SecretTest, MissingSourceFileFailsEvenIfNotRequired) {
   BuildOptions b;
   b.context = Context("ctx", {{"Dockerfile", R"(FROM busybox
 RUN --mount=type=secret,id=s --mount=type=secret,id=gone cat /run/secrets/s > /dev/null
