@@ -1,7 +1,10 @@
 #include "tests/registry_e2e/e2e_fixture.h"
 
+#include <atomic>
+#include <chrono>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -52,9 +55,9 @@ bool InRepo(const LogLine& l, const std::string& repo) {
 
 }  // namespace
 
-std::vector<LogLine> RegistryLog(const LocalRegistry& reg) {
-  (void)reg.Requests();  // waits for the log to settle
-  std::string text = ReadFileToString(StrCat(reg.dir(), "/access.log")).value_or("");
+namespace {
+
+std::vector<LogLine> ParseAccessLog(const std::string& text) {
   static const std::regex kLine(R"re("([A-Z]+) ([^ ?"]+)(\?[^ "]*)? HTTP/[0-9.]+" ([0-9]+))re");
   std::vector<LogLine> out;
   std::istringstream in(text);
@@ -69,6 +72,38 @@ std::vector<LogLine> RegistryLog(const LocalRegistry& reg) {
     l.status = std::stoi(m[4]);
     out.push_back(std::move(l));
   }
+  return out;
+}
+
+constexpr char kSentinelPrefix[] = "/v2/kiln-e2e-sentinel-";
+
+}  // namespace
+
+std::vector<LogLine> RegistryLog(const LocalRegistry& reg) {
+  // The registry logs a request when it has answered it.  Every request of a finished kilnctl
+  // was answered before this sentinel is sent, so once the sentinel's line is in the log, so are
+  // theirs (an event to wait for, not a quiet period to hope for).
+  static std::atomic<int> n{0};
+  const std::string sentinel = StrCat(kSentinelPrefix, ++n, "/tags/list");
+  ProcessResult curl = RunProcess({"curl", "-s", "-o", "/dev/null", "--max-time", "60",
+                                   StrCat("http://", reg.host(), sentinel)});
+  EXPECT_EQ(curl.exit_code, 0) << curl.Describe();
+  const std::string path = StrCat(reg.dir(), "/access.log");
+  std::vector<LogLine> all;
+  for (int i = 0; i < 6000; ++i) {  // at most a minute: the line comes right after the answer
+    all = ParseAccessLog(ReadFileToString(path).value_or(""));
+    bool seen = false;
+    for (const LogLine& l : all) seen = seen || l.path == sentinel;
+    if (seen) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<LogLine> out;
+  bool seen = false;
+  for (LogLine& l : all) {
+    seen = seen || l.path == sentinel;
+    if (l.path.rfind(kSentinelPrefix, 0) != 0) out.push_back(std::move(l));
+  }
+  EXPECT_TRUE(seen) << "the registry never logged " << sentinel;
   return out;
 }
 

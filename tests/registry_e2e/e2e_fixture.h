@@ -30,7 +30,8 @@ struct LogLine {
   int status = 0;
 };
 
-// The registry's access log so far (waits until it has been quiet for a moment).
+// The registry's access log, complete up to now: every request answered before the call is in
+// it (a sentinel request is sent and waited for; its lines are left out).
 std::vector<LogLine> RegistryLog(const LocalRegistry& reg);
 
 // Completed blob uploads (PUT .../blobs/uploads/...?digest=D answered 201) into repository
