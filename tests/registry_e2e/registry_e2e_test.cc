@@ -477,6 +477,13 @@ TEST_P(AuthE2E, MalformedFlagDoesNotEchoItsValue) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("HOST=USER:PASSWORD"));
   EXPECT_THAT(r.err, Not(HasSubstr("secretish")));
+  // A space typed for '=': the parser's complaint about the stray argument is redacted.
+  ProcessResult typo = Kilnctl(NewState(false), {"build", "--registry-auth", Host(),
+                                                 StrCat(options_.user, ":", options_.password)});
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_THAT(typo.err, HasSubstr("not expected"));
+  EXPECT_THAT(typo.err, Not(HasSubstr(options_.password)));
+  EXPECT_THAT(typo.out, Not(HasSubstr(options_.password)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Setups, AuthE2E,

@@ -30,9 +30,11 @@ struct Context {
   int max_parallelism = 0;                       // --max-parallelism: RUN steps at once
   std::vector<std::string> registry_auth;        // --registry-auth HOST=USER:PASSWORD (secret)
   std::vector<std::string> registry_tokens;      // --registry-token HOST=TOKEN (secret)
+  std::vector<std::string> secrets;              // CommandLineSecrets(): never printed by Report
 };
 
-// Prints "kilnctl: <message>" to stderr and sets the exit code when `status` is an error.
+// Prints "kilnctl: <message>" (ctx.secrets redacted) to stderr and sets the exit code when
+// `status` is an error.
 // Returns status.ok().
 bool Report(Context& ctx, const absl::Status& status);
 
@@ -69,5 +71,14 @@ absl::StatusOr<std::shared_ptr<registry::CredentialSource>> FlagCredentials(
 absl::StatusOr<std::shared_ptr<registry::CredentialSource>> RequestCredentials(
     const Context& ctx, const std::vector<std::string>& auth,
     const std::vector<std::string>& tokens);
+
+// What on the command line may be secret: each --registry-auth / --registry-token value, its
+// password or token part and, when the value has no '=' (or nothing after it), the argument
+// after it: a credential typed with a space for '=' ends up there, and the parser then quotes
+// it as unexpected.
+std::vector<std::string> CommandLineSecrets(int argc, const char* const* argv);
+
+// `text` with every occurrence of each secret replaced by "<redacted>".
+std::string RedactSecrets(std::string text, const std::vector<std::string>& secrets);
 
 }  // namespace kiln::tools::kilnctl

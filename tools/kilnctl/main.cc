@@ -1,5 +1,6 @@
 // kilnctl: the Kiln client.  Subcommands are registered by their groups (commands.h).
 #include <cstdio>
+#include <sstream>
 
 #include "CLI/CLI.hpp"
 #include "base/strings.h"
@@ -9,7 +10,8 @@ namespace kiln::tools::kilnctl {
 
 bool Report(Context& ctx, const absl::Status& status) {
   if (status.ok()) return true;
-  std::fprintf(stderr, "kilnctl: %s\n", std::string(status.message()).c_str());
+  std::string message = RedactSecrets(std::string(status.message()), ctx.secrets);
+  std::fprintf(stderr, "kilnctl: %s\n", message.c_str());
   ctx.exit_code = 1;
   return false;
 }
@@ -18,6 +20,7 @@ bool Report(Context& ctx, const absl::Status& status) {
 
 int main(int argc, char** argv) {
   kiln::tools::kilnctl::Context ctx;
+  ctx.secrets = kiln::tools::kilnctl::CommandLineSecrets(argc, argv);
   CLI::App app{"kilnctl: client of the Kiln build engine (BuildKit-compatible)", "kilnctl"};
   app.require_subcommand(1);
   app.add_option("--root", ctx.root, "State directory of the in-process engine")
@@ -34,7 +37,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 quotes arguments it did not expect, which may be a mistyped credential.
+    std::ostringstream out, err;
+    int code = app.exit(e, out, err);
+    std::fputs(kiln::tools::kilnctl::RedactSecrets(out.str(), ctx.secrets).c_str(), stdout);
+    std::fputs(kiln::tools::kilnctl::RedactSecrets(err.str(), ctx.secrets).c_str(), stderr);
+    return code;
   }
   return ctx.exit_code;
 }

@@ -5,6 +5,8 @@
 // --registry-auth HOST=00000000-0000-0000-0000-000000000000:TOKEN); a GHCR personal access token
 // is a password: --registry-auth ghcr.io=USER:TOKEN.  Values are never printed, also not in
 // errors about malformed flags.
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,6 +108,51 @@ absl::StatusOr<std::shared_ptr<registry::CredentialSource>> RequestCredentials(
   if (config == nullptr) return flags;
   return std::shared_ptr<registry::CredentialSource>(std::make_shared<registry::ChainCredentials>(
       std::vector<std::shared_ptr<registry::CredentialSource>>{flags, config}));
+}
+
+std::vector<std::string> CommandLineSecrets(int argc, const char* const* argv) {
+  std::vector<std::string> out;
+  // Returns whether the value is malformed in the way a space typed for '=' makes it.
+  auto add_value = [&out](std::string_view value) {
+    out.emplace_back(value);
+    size_t eq = value.find('=');
+    if (eq == std::string_view::npos) return true;
+    std::string_view rest = value.substr(eq + 1);  // USER:PASSWORD or TOKEN
+    out.emplace_back(rest);
+    size_t colon = rest.find(':');
+    if (colon != std::string_view::npos) out.emplace_back(rest.substr(colon + 1));
+    return rest.empty();
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    for (std::string_view flag : {"--registry-auth", "--registry-token"}) {
+      int next = 0;  // where the argument after the value is
+      if (arg == flag && i + 1 < argc) {
+        next = add_value(argv[i + 1]) ? i + 2 : 0;
+      } else if (arg.size() > flag.size() + 1 && arg.substr(0, flag.size()) == flag &&
+                 arg[flag.size()] == '=') {
+        next = add_value(arg.substr(flag.size() + 1)) ? i + 1 : 0;
+      }
+      if (next > 0 && next < argc) out.emplace_back(argv[next]);
+    }
+  }
+  // Longest first, so a value is replaced whole before its parts; tiny strings would only
+  // blot out ordinary words.
+  std::erase_if(out, [](const std::string& s) { return s.size() < 4; });
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return out;
+}
+
+std::string RedactSecrets(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    for (size_t at = text.find(secret); at != std::string::npos;
+         at = text.find(secret, at + std::strlen("<redacted>"))) {
+      text.replace(at, secret.size(), "<redacted>");
+    }
+  }
+  return text;
 }
 
 }  // namespace kiln::tools::kilnctl

@@ -131,5 +131,36 @@ TEST_F(RegistryFlagsTest, MalformedDockerConfigIsAnErrorWithoutItsContent) {
   EXPECT_THAT(creds.status().message(), Not(HasSubstr("secretvalue")));
 }
 
+std::vector<std::string> Secrets(std::vector<const char*> args) {
+  args.insert(args.begin(), "kilnctl");
+  return CommandLineSecrets(static_cast<int>(args.size()), args.data());
+}
+
+TEST(CommandLineSecrets, ValuesAndTheirSecretParts) {
+  EXPECT_THAT(
+      Secrets({"--registry-auth", "r.example=alice:hunter22", "image", "inspect", "x"}),
+      testing::UnorderedElementsAre("r.example=alice:hunter22", "alice:hunter22", "hunter22"));
+  EXPECT_THAT(Secrets({"image", "pull", "--registry-token=r.example=tok-1234", "ref"}),
+              testing::UnorderedElementsAre("r.example=tok-1234", "tok-1234"));
+  EXPECT_THAT(Secrets({"build", "--output", "type=image"}), testing::IsEmpty());
+}
+
+TEST(CommandLineSecrets, TheArgumentAfterAValueTypedWithASpace) {
+  EXPECT_THAT(Secrets({"build", "--registry-auth", "r.example", "alice:hunter22"}),
+              testing::Contains("alice:hunter22"));
+  EXPECT_THAT(Secrets({"build", "--registry-token=r.example=", "tok-1234"}),
+              testing::Contains("tok-1234"));
+  // A well-formed value does not make the next argument a secret.
+  EXPECT_THAT(Secrets({"--registry-auth", "r.example=alice:hunter22", "image"}),
+              Not(testing::Contains("image")));
+}
+
+TEST(RedactSecrets, ReplacesEveryOccurrenceLongestFirst) {
+  std::vector<std::string> secrets = Secrets({"--registry-auth", "r.example=alice:hunter22"});
+  EXPECT_EQ(RedactSecrets("unexpected: alice:hunter22, again hunter22hunter22", secrets),
+            "unexpected: <redacted>, again <redacted><redacted>");
+  EXPECT_EQ(RedactSecrets("nothing here", secrets), "nothing here");
+}
+
 }  // namespace
 }  // namespace kiln::tools::kilnctl
