@@ -123,6 +123,7 @@ absl::Status Engine::Export(const SolveRequest& request, const ResultRef& result
   env.worker = worker_.get();
   env.registry = registry_.get();
   if (options_.registry) env.registry_options = &*options_.registry;
+  env.registry_credentials = options_.registry_credentials;
   for (const ExportRequest& req : request.exports) {
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<Exporter> exporter,
                           NewExporter(req.type, req.attrs, env));

@@ -284,7 +284,8 @@ class ImageExporter : public Exporter {
       registry::RegistryOptions options =
           env_.registry_options ? *env_.registry_options : registry::RegistryOptions();
       for (const ImageReference& t : targets) options.hosts[t.domain].plain_http = true;
-      insecure_ = std::make_unique<registry::Registry>(options, in.credentials);
+      insecure_ = std::make_unique<registry::Registry>(
+          options, in.credentials ? in.credentials : env_.registry_credentials);
     }
     return insecure_.get();
   }

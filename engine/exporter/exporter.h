@@ -88,6 +88,9 @@ struct ExporterEnv {
   // What registry.insecure's own client starts from (the shared client's options); its
   // target hosts get plain_http.  Default options when null.
   const registry::RegistryOptions* registry_options = nullptr;
+  // The shared client's own credentials, for registry.insecure's client when a request brings
+  // none (the shared client applies them itself).
+  std::shared_ptr<registry::CredentialSource> registry_credentials;
   int layer_parallelism = 2;  // snapshots diffed at once
 };
 
