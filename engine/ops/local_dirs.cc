@@ -26,7 +26,10 @@ namespace kiln::engine {
 
 namespace {
 
-constexpr char kIndexMagic[] = "KILNMIX1";
+// Version 2 added the hardlink field.  Any other header (version 1 included) is refused, and
+// the sync then rebuilds the mirror from scratch.
+constexpr char kIndexMagic[] = "KILNMIX2";
+constexpr char kIndexMagicV1[] = "KILNMIX1";
 constexpr size_t kCopyChunk = 1 << 20;
 
 // ---- small fd helpers --------------------------------------------------------------------
@@ -446,7 +449,7 @@ class MirrorSync {
 
   struct Result {
     int64_t files_copied = 0, bytes_copied = 0, files_rehashed = 0, entries_removed = 0,
-            metadata_only = 0;
+            metadata_only = 0, links_made = 0;
     bool full_rebuild = false;
   };
 
@@ -492,9 +495,19 @@ class MirrorSync {
     next_.entries.reserve(client.size());
     bool index_changed = old_.entries.size() != client.size();
 
+    // The first name (an index into next_) of each client inode with several names.
+    std::map<std::pair<dev_t, ino_t>, size_t> firsts;
     for (const ClientEntry& ce : client) {
       KILN_RETURN_IF_ERROR(cancel_.Check());
       MirrorEntry want = FromClient(ce);
+      const bool multi_link = want.type == MirrorEntry::Type::kFile && ce.st.st_nlink > 1;
+      const std::pair<dev_t, ino_t> inode{ce.st.st_dev, ce.st.st_ino};
+      if (multi_link) {
+        // Only a first name that made it into the mirror counts (not one that vanished).
+        if (auto it = firsts.find(inode); it != firsts.end()) {
+          TakeLinkTarget(next_.entries[it->second], want);
+        }
+      }
       const MirrorEntry* prev = nullptr;
       size_t pos = 0;
       if (auto it = old_pos.find(ce.path); it != old_pos.end()) {
@@ -509,7 +522,9 @@ class MirrorSync {
       }
       if (prev) state_[pos] = kDone;
       index_changed = index_changed || *outcome != Outcome::kUnchanged;
-      if (*outcome != Outcome::kVanished) next_.entries.push_back(std::move(want));
+      if (*outcome == Outcome::kVanished) continue;
+      if (multi_link && want.hardlink.empty()) firsts.emplace(inode, next_.entries.size());
+      next_.entries.push_back(std::move(want));
     }
     // Vanished entries, children before their parents.
     for (size_t i = old_.entries.size(); i-- > 0;) {
@@ -548,10 +563,16 @@ class MirrorSync {
   // dirty and is rebuilt next time.
   void SaveRecoveryIndex() {
     MirrorIndex merged = next_;
+    // A later name whose first name was visited may no longer share its inode: left out (its
+    // mirror file is then a stray the next sync replaces or ignores).
+    std::set<std::string_view> kept_firsts;
     for (size_t i = 0; i < old_.entries.size(); ++i) {
-      if (state_.size() > i && state_[i] == kUntouched && !gone_dirs_.count(old_.entries[i].path) &&
-          !UnderGoneDir(old_.entries[i].path)) {
-        merged.entries.push_back(old_.entries[i]);
+      const MirrorEntry& e = old_.entries[i];
+      if (state_.size() > i && state_[i] == kUntouched && !gone_dirs_.count(e.path) &&
+          !UnderGoneDir(e.path)) {
+        if (!e.hardlink.empty() && !kept_firsts.count(e.hardlink)) continue;
+        if (e.type == MirrorEntry::Type::kFile && e.hardlink.empty()) kept_firsts.insert(e.path);
+        merged.entries.push_back(e);
       }
     }
     for (const auto& e : next_.entries) {
@@ -594,6 +615,25 @@ class MirrorSync {
     return a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime_ns == b.mtime_ns;
   }
 
+  static bool SameIndexEntry(const MirrorEntry& a, const MirrorEntry& b) {
+    return a.type == b.type && SameMirrorMeta(a, b) && a.size == b.size && a.link == b.link &&
+           a.hardlink == b.hardlink && a.sha256 == b.sha256 && a.xxh128 == b.xxh128 &&
+           a.src_ino == b.src_ino && a.src_ctime_ns == b.src_ctime_ns && a.src_mode == b.src_mode &&
+           a.src_uid == b.src_uid && a.src_gid == b.src_gid;
+  }
+
+  // `want` becomes another name of `first`: the same inode, so the same metadata and content.
+  static void TakeLinkTarget(const MirrorEntry& first, MirrorEntry& want) {
+    want.hardlink = first.path;
+    want.mode = first.mode;
+    want.uid = first.uid;
+    want.gid = first.gid;
+    want.size = first.size;
+    want.mtime_ns = first.mtime_ns;
+    want.sha256 = first.sha256;
+    want.xxh128 = first.xxh128;
+  }
+
   enum class Outcome { kUnchanged, kChanged, kVanished };
   static Outcome ChangedIf(bool changed) {
     return changed ? Outcome::kChanged : Outcome::kUnchanged;
@@ -625,7 +665,11 @@ class MirrorSync {
       case MirrorEntry::Type::kFile:
         break;
     }
-    if (prev && SameSource(*prev, want)) {
+    if (!want.hardlink.empty()) return ReconcileLink(prev, want);
+    // A name that was a later name of a link group shares its mirror inode with the group's
+    // first name: it gets an inode of its own even when its content and metadata are the same.
+    const bool was_shared = prev && !prev->hardlink.empty();
+    if (prev && !was_shared && SameSource(*prev, want)) {
       want.sha256 = prev->sha256;
       want.xxh128 = prev->xxh128;
       return Outcome::kUnchanged;
@@ -637,8 +681,10 @@ class MirrorSync {
       if (xxh && *xxh == prev->xxh128) {
         want.sha256 = prev->sha256;
         want.xxh128 = prev->xxh128;
-        if (SameMirrorMeta(*prev, want)) return Outcome::kChanged;  // only the index learns
-        KILN_RETURN_IF_ERROR(RewriteMetadata(want));
+        if (!was_shared && SameMirrorMeta(*prev, want)) {
+          return Outcome::kChanged;  // only the index learns
+        }
+        KILN_RETURN_IF_ERROR(RewriteMetadata(want, want.path));
         ++result_.metadata_only;
         return Outcome::kChanged;
       }
@@ -651,6 +697,55 @@ class MirrorSync {
     }
     KILN_RETURN_IF_ERROR(copied);
     return Outcome::kChanged;
+  }
+
+  // A later name of a link group: checked against the mirror itself (the first name's inode may
+  // have been replaced, in this sync or in one that failed), linked again when it differs.
+  absl::StatusOr<Outcome> ReconcileLink(const MirrorEntry* prev, MirrorEntry& want) {
+    KILN_ASSIGN_OR_RETURN(bool linked, SameMirrorInode(want.hardlink, want.path));
+    if (!linked) {
+      KILN_ASSIGN_OR_RETURN(linked, LinkFile(want));
+      if (!linked) {
+        // The first name's inode has too many links: a copy of it, as a plain file.
+        const std::string first = want.hardlink;
+        want.hardlink.clear();
+        KILN_RETURN_IF_ERROR(RewriteMetadata(want, first));
+      }
+      return Outcome::kChanged;
+    }
+    return ChangedIf(!prev || !SameIndexEntry(*prev, want));
+  }
+
+  // Whether two mirror paths are names of one regular file.
+  absl::StatusOr<bool> SameMirrorInode(const std::string& a, const std::string& b) {
+    struct stat sa, sb;
+    for (auto [path, st] : {std::make_pair(&a, &sa), std::make_pair(&b, &sb)}) {
+      KILN_ASSIGN_OR_RETURN(int parent, MirrorParent(*path));
+      if (::fstatat(parent, SplitPath(*path).second.c_str(), st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return false;
+        return ErrnoStatus(StrCat("stat mirror entry ", Quote(*path)));
+      }
+      if (!S_ISREG(st->st_mode)) return false;
+    }
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+
+  // Makes want.path another name of the mirror file want.hardlink (replacing whatever is there
+  // atomically).  False when that inode cannot take another link.
+  absl::StatusOr<bool> LinkFile(const MirrorEntry& want) {
+    KILN_RETURN_IF_ERROR(BeginMutation(want.path));
+    KILN_ASSIGN_OR_RETURN(int staging, Staging());
+    std::string name = StrCat("h", ++staged_);
+    KILN_ASSIGN_OR_RETURN(int first_parent, MirrorParent(want.hardlink));
+    const std::string first_base = SplitPath(want.hardlink).second;
+    if (::linkat(first_parent, first_base.c_str(), staging, name.c_str(), 0) != 0) {
+      if (errno == EMLINK) return false;
+      return ErrnoStatus(
+          StrCat("link ", Quote(want.path), " to ", Quote(want.hardlink), " in the mirror"));
+    }
+    KILN_RETURN_IF_ERROR(RenameIn(name, want.path));
+    ++result_.links_made;
+    return true;
   }
 
   absl::Status MarkDirty() {
@@ -814,13 +909,14 @@ class MirrorSync {
     return absl::OkStatus();
   }
 
-  // Same content, new metadata: a new inode copied from the mirror's current one.
-  absl::Status RewriteMetadata(const MirrorEntry& want) {
+  // Same content, new metadata (or an inode of its own): a new inode for want.path copied from
+  // the mirror file `from` (want.path itself, or the first name of its former link group).
+  absl::Status RewriteMetadata(const MirrorEntry& want, const std::string& from) {
     KILN_RETURN_IF_ERROR(BeginMutation(want.path));
-    KILN_ASSIGN_OR_RETURN(int parent, MirrorParent(want.path));
-    const std::string base = SplitPath(want.path).second;
+    KILN_ASSIGN_OR_RETURN(int parent, MirrorParent(from));
+    const std::string base = SplitPath(from).second;
     int sfd = ::openat(parent, base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (sfd < 0) return ErrnoStatus(StrCat("open mirror file ", Quote(want.path)));
+    if (sfd < 0) return ErrnoStatus(StrCat("open mirror file ", Quote(from)));
     UniqueFd src(sfd);
     KILN_ASSIGN_OR_RETURN(auto tmp, NewStagingFile());
     for (;;) {
@@ -891,9 +987,11 @@ class MirrorSync {
   Result result_;
 };
 
-// A walk of the mirror itself, for ScanMirror.
+// A walk of the mirror itself, for ScanMirror.  `firsts`: the first name (an index into out) of
+// each inode with several names.
 absl::Status ScanDir(int dirfd, const std::string& prefix, MirrorIndex& out,
-                     const CancelToken& cancel, int depth) {
+                     std::map<std::pair<dev_t, ino_t>, size_t>& firsts, const CancelToken& cancel,
+                     int depth) {
   if (depth > 1024) return absl::FailedPreconditionError("mirror nested too deep");
   KILN_ASSIGN_OR_RETURN(auto names, ListDir(dirfd, Quote(prefix.empty() ? "." : prefix)));
   for (const auto& name : names) {
@@ -915,7 +1013,7 @@ absl::Status ScanDir(int dirfd, const std::string& prefix, MirrorIndex& out,
       int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return ErrnoStatus(StrCat("open ", Quote(e.path)));
       UniqueFd sub(fd);
-      KILN_RETURN_IF_ERROR(ScanDir(sub.get(), e.path, out, cancel, depth + 1));
+      KILN_RETURN_IF_ERROR(ScanDir(sub.get(), e.path, out, firsts, cancel, depth + 1));
       continue;
     }
     if (S_ISLNK(st.st_mode)) {
@@ -926,6 +1024,18 @@ absl::Status ScanDir(int dirfd, const std::string& prefix, MirrorIndex& out,
     }
     e.type = MirrorEntry::Type::kFile;
     e.size = st.st_size;
+    const std::pair<dev_t, ino_t> inode{st.st_dev, st.st_ino};
+    if (st.st_nlink > 1) {
+      if (auto it = firsts.find(inode); it != firsts.end()) {
+        const MirrorEntry& first = out.entries[it->second];
+        e.hardlink = first.path;
+        e.sha256 = first.sha256;
+        e.xxh128 = first.xxh128;
+        out.entries.push_back(std::move(e));
+        continue;
+      }
+      firsts.emplace(inode, out.entries.size());
+    }
     int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return ErrnoStatus(StrCat("open ", Quote(e.path)));
     UniqueFd f(fd);
@@ -959,6 +1069,7 @@ absl::Status SaveMirrorIndex(const std::string& mirror_dir, const MirrorIndex& i
     enc.Int<int64_t>(e.size);
     enc.Int<int64_t>(e.mtime_ns);
     enc.Str(e.link);
+    enc.Str(e.hardlink);
     enc.Bytes(e.sha256.data(), e.sha256.size());
     enc.Bytes(e.xxh128.data(), e.xxh128.size());
     enc.Int<uint64_t>(e.src_ino);
@@ -981,6 +1092,9 @@ absl::StatusOr<MirrorIndex> LoadMirrorIndex(const std::string& mirror_dir) {
   auto corrupt = [&](std::string_view why) {
     return absl::DataLossError(StrCat("mirror index ", Quote(path), ": ", why));
   };
+  if (data.size() >= 8 && data.compare(0, 8, kIndexMagicV1) == 0) {
+    return corrupt("written by an older version (no hardlink groups)");
+  }
   if (data.size() < 8 + 8 + 8 || data.compare(0, 8, kIndexMagic) != 0) return corrupt("bad header");
   uint64_t sum = 0;
   Decoder tail(std::string_view(data).substr(data.size() - 8));
@@ -996,23 +1110,40 @@ absl::StatusOr<MirrorIndex> LoadMirrorIndex(const std::string& mirror_dir) {
     uint8_t type = 0;
     bool ok = d.Str(&e.path, 4096) && d.Int(&type) && d.Int(&e.mode) && d.Int(&e.uid) &&
               d.Int(&e.gid) && d.Int(&e.size) && d.Int(&e.mtime_ns) && d.Str(&e.link, 4096) &&
-              d.Bytes(e.sha256.data(), 32) && d.Bytes(e.xxh128.data(), 16) && d.Int(&e.src_ino) &&
-              d.Int(&e.src_ctime_ns) && d.Int(&e.src_mode) && d.Int(&e.src_uid) &&
-              d.Int(&e.src_gid);
+              d.Str(&e.hardlink, 4096) && d.Bytes(e.sha256.data(), 32) &&
+              d.Bytes(e.xxh128.data(), 16) && d.Int(&e.src_ino) && d.Int(&e.src_ctime_ns) &&
+              d.Int(&e.src_mode) && d.Int(&e.src_uid) && d.Int(&e.src_gid);
     if (!ok) return corrupt("truncated entry");
     if (type != 'd' && type != 'f' && type != 'l') return corrupt("bad entry type");
     if (!ValidRelativePath(e.path)) return corrupt(StrCat("bad path ", Quote(e.path)));
     e.type = static_cast<MirrorEntry::Type>(type);
+    if (!e.hardlink.empty() && e.type != MirrorEntry::Type::kFile) {
+      return corrupt(StrCat("hardlink on a non-file ", Quote(e.path)));
+    }
     index.entries.push_back(std::move(e));
   }
   if (!d.done()) return corrupt("trailing bytes");
+  // Every later name points at an earlier plain file entry (MaterializeMirror relies on it).
+  std::unordered_map<std::string_view, size_t> firsts;
+  for (size_t i = 0; i < index.entries.size(); ++i) {
+    const MirrorEntry& e = index.entries[i];
+    if (e.type != MirrorEntry::Type::kFile) continue;
+    if (e.hardlink.empty()) {
+      firsts.emplace(e.path, i);
+    } else if (!firsts.count(e.hardlink)) {
+      return corrupt(StrCat("hardlink ", Quote(e.path), " to an unknown file"));
+    }
+  }
   return index;
 }
 
 Digest MirrorContentDigest(const MirrorIndex& index) {
   Sha256Hasher h;
   Encoder enc;
-  enc.out().append("kiln.local-mirror.v1");
+  // v1 (no hardlink field) for an index without link groups, so such digests stay as they were.
+  const bool links = std::any_of(index.entries.begin(), index.entries.end(),
+                                 [](const MirrorEntry& e) { return !e.hardlink.empty(); });
+  enc.out().append(links ? "kiln.local-mirror.v2" : "kiln.local-mirror.v1");
   for (const auto& e : index.entries) {
     enc.Str(e.path);
     enc.Int<uint8_t>(static_cast<uint8_t>(e.type));
@@ -1023,6 +1154,7 @@ Digest MirrorContentDigest(const MirrorIndex& index) {
     if (e.type == MirrorEntry::Type::kFile) {
       enc.Int<int64_t>(e.size);
       enc.Bytes(e.sha256.data(), e.sha256.size());
+      if (links) enc.Str(e.hardlink);
     } else if (e.type == MirrorEntry::Type::kSymlink) {
       enc.Str(e.link);
     }
@@ -1040,7 +1172,8 @@ absl::StatusOr<MirrorIndex> ScanMirror(const std::string& mirror_dir, const Canc
   if (fd < 0) return ErrnoStatus(StrCat("open mirror ", Quote(mirror_dir)));
   UniqueFd root(fd);
   MirrorIndex index;
-  KILN_RETURN_IF_ERROR(ScanDir(root.get(), "", index, cancel, 0));
+  std::map<std::pair<dev_t, ino_t>, size_t> firsts;
+  KILN_RETURN_IF_ERROR(ScanDir(root.get(), "", index, firsts, cancel, 0));
   return index;
 }
 
@@ -1078,6 +1211,7 @@ LocalSyncStats HostLocalDirs::stats() const {
   s.entries_removed = counters_->entries_removed;
   s.metadata_only = counters_->metadata_only;
   s.full_rebuilds = counters_->full_rebuilds;
+  s.links_made = counters_->links_made;
   return s;
 }
 
@@ -1125,6 +1259,7 @@ absl::Status HostLocalDirs::Sync(const std::string& name, const LocalDirFilter& 
   counters_->files_rehashed += r->files_rehashed;
   counters_->entries_removed += r->entries_removed;
   counters_->metadata_only += r->metadata_only;
+  counters_->links_made += r->links_made;
   if (r->full_rebuild) counters_->full_rebuilds++;
   return absl::OkStatus();
 }

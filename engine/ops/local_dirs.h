@@ -7,6 +7,12 @@
 // depth first, names in byte order) with its metadata as stored in the mirror and its content
 // sha256, so the op derives the content digest without reading a file.
 //
+// Hardlinks: a file that is a later name (walk order) of an inode already seen in the same walk
+// is recorded with `hardlink` = the path of the first name, and in the mirror it is another name
+// of the first name's mirror inode.  Mirror names share an inode exactly as the index's link
+// groups say: a name that leaves a group gets an inode of its own, and when the first name's
+// inode is replaced every later name of the group is linked to the new one in the same sync.
+//
 // THE MIRROR INVARIANT (what makes hardlinked snapshots safe): an implementation that says
 // KeepsMirrorIndex() never modifies a mirror inode in place - new content or new metadata of a
 // file or symlink is written to a new file that is renamed over the old name.  The local source
@@ -34,7 +40,9 @@
 //    device node in a build context is never what a user wants inside RUN);
 //  - modes (including setuid/setgid/sticky) and mtimes (ns) are preserved; owners become 0:0
 //    as buildctl's client maps them (HostLocalDirsOptions::reset_owner);
-//  - hardlinks inside the client directory become separate files; xattrs are not copied.
+//  - hardlinks between regular files both of whose names are inside the (filtered) client
+//    directory are kept, as fsutil's walker and DiskWriter do (a file whose other names are
+//    all outside it, or excluded, is a plain file); xattrs are not copied.
 //  - change detection: an entry whose (type, mode, uid, gid, size, mtime, inode, ctime) are
 //    unchanged is not read.  A file whose size and mtime are unchanged but whose ctime or inode
 //    changed is re-hashed (XXH3-128) and compared with the stored hash, so an edit that keeps
@@ -71,7 +79,10 @@ struct MirrorEntry {
   uint32_t gid = 0;
   int64_t size = 0;  // files
   int64_t mtime_ns = 0;
-  std::string link;                  // symlinks: the target, verbatim
+  std::string link;  // symlinks: the target, verbatim
+  // Files: "" or the path of an earlier file entry (the first name of this inode in the walk)
+  // that this entry is another name of; its metadata and hashes are then that entry's.
+  std::string hardlink;
   std::array<uint8_t, 32> sha256{};  // files: of the content
   // Change-detection state of the implementation that wrote the entry (opaque to readers).
   std::array<uint8_t, 16> xxh128{};
@@ -89,17 +100,20 @@ struct MirrorIndex {
 std::string MirrorIndexPath(const std::string& mirror_dir);
 std::string MirrorDirtyPath(const std::string& mirror_dir);
 
-// NotFound when there is no index; DataLoss when it is corrupt or the mirror is marked dirty.
+// NotFound when there is no index; DataLoss when it is corrupt, of another format version (an
+// older Kiln's, which did not record hardlinks) or the mirror is marked dirty.
 absl::StatusOr<MirrorIndex> LoadMirrorIndex(const std::string& mirror_dir);
 // Durable (WriteFileAtomic).
 absl::Status SaveMirrorIndex(const std::string& mirror_dir, const MirrorIndex& index);
 
-// The digest naming the mirror's content: paths, types, modes, owners, mtimes, link targets
-// and file content hashes, in walk order.  Never reads the mirror.
+// The digest naming the mirror's content: paths, types, modes, owners, mtimes, link targets,
+// file content hashes and hardlink groups, in walk order.  Never reads the mirror.  (An index
+// without hardlinks gives the digest earlier versions gave.)
 Digest MirrorContentDigest(const MirrorIndex& index);
 
 // Builds an index by walking and hashing the mirror itself (for LocalDirs implementations that
-// keep none).  Sockets, fifos and devices are left out.
+// keep none).  Sockets, fifos and devices are left out; regular files that are names of one
+// inode become a link group.
 absl::StatusOr<MirrorIndex> ScanMirror(const std::string& mirror_dir, const CancelToken& cancel);
 
 // The process-wide lock of one mirror: held around a sync and its digest, and around making a
@@ -135,6 +149,7 @@ struct LocalSyncStats {
   int64_t entries_removed = 0;
   int64_t metadata_only = 0;  // changed metadata, same content
   int64_t full_rebuilds = 0;  // index missing, corrupt or dirty
+  int64_t links_made = 0;     // later names of a link group (re)linked in the mirror
 };
 
 class HostLocalDirs : public LocalDirs, public LocalDirsMirrorSupport {
@@ -155,7 +170,7 @@ class HostLocalDirs : public LocalDirs, public LocalDirsMirrorSupport {
  private:
   struct Counters {
     std::atomic<int64_t> syncs{0}, entries_walked{0}, files_copied{0}, bytes_copied{0},
-        files_rehashed{0}, entries_removed{0}, metadata_only{0}, full_rebuilds{0};
+        files_rehashed{0}, entries_removed{0}, metadata_only{0}, full_rebuilds{0}, links_made{0};
   };
   std::map<std::string, std::string> dirs_;
   HostLocalDirsOptions options_;

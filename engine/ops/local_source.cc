@@ -258,6 +258,17 @@ absl::Status MaterializeMirror(const std::string& mirror_dir, const MirrorIndex&
         break;
       }
       case MirrorEntry::Type::kFile: {
+        if (!e.hardlink.empty()) {
+          // Another name of an earlier file: linked to what this tree already holds for it.
+          auto [first_dir, first_base] = SplitPath(e.hardlink);
+          KILN_ASSIGN_OR_RETURN(UniqueFd first_parent, OpenDirBeneath(dst_root.get(), first_dir));
+          if (::linkat(first_parent.get(), first_base.c_str(), dparent, base.c_str(), 0) == 0) {
+            break;
+          }
+          if (errno != EMLINK) {
+            return ErrnoStatus(StrCat("link ", Quote(e.path), " to ", Quote(e.hardlink)));
+          }
+        }
         KILN_ASSIGN_OR_RETURN(int sparent, src_parents.For(dir));
         if (hardlink) {
           if (::linkat(sparent, base.c_str(), dparent, base.c_str(), 0) == 0) break;

@@ -16,7 +16,8 @@
 //    of the mirror, computed from its index without reading files.  An unchanged context gives
 //    the same key: the source and everything after it hit the cache and no snapshot is made.
 //  - Exec makes a committed snapshot of the mirror by hardlinking its files (directories and
-//    symlinks are recreated), which costs one link per file.  It is safe because the mirror
+//    symlinks are recreated), which costs one link per file; names of one inode in the client
+//    directory are names of one inode in the snapshot.  It is safe because the mirror
 //    never changes an inode in place (local_dirs.h), so old snapshots keep their content.  When
 //    the LocalDirs implementation does not promise that, files are copied instead.  If another
 //    build changed the mirror between this op's GetCacheMap and Exec, Exec fails with Aborted
@@ -40,7 +41,8 @@ absl::StatusOr<std::unique_ptr<Op>> NewLocalSourceOp(const LlbOp& op, const OpEn
 
 // Builds the tree `index` describes from `mirror_dir` into the empty directory `dest`:
 // directories and symlinks are created, files hardlinked when `hardlink` (copied otherwise, or
-// when a link is impossible).  Paths are resolved without following symlinks.
+// when a link is impossible), and each later name of a link group (MirrorEntry::hardlink) is
+// linked to its first name in `dest`.  Paths are resolved without following symlinks.
 absl::Status MaterializeMirror(const std::string& mirror_dir, const MirrorIndex& index,
                                const std::string& dest, bool hardlink, const CancelToken& cancel);
 

@@ -329,6 +329,235 @@ TEST_F(HostLocalDirsTest, ScanMirrorAgreesWithTheIndex) {
   EXPECT_EQ(MirrorContentDigest(*scanned), ContentDigest());
 }
 
+// ---- hardlinks ---------------------------------------------------------------------------
+
+const MirrorEntry* Find(const MirrorIndex& index, const std::string& path) {
+  for (const auto& e : index.entries) {
+    if (e.path == path) return &e;
+  }
+  return nullptr;
+}
+
+std::string HardlinkOf(const MirrorIndex& index, const std::string& path) {
+  const MirrorEntry* e = Find(index, path);
+  return e ? e->hardlink : "<missing>";
+}
+
+void Link(const std::string& from, const std::string& to) {
+  ASSERT_EQ(::link(from.c_str(), to.c_str()), 0) << from << " -> " << to;
+}
+
+TEST_F(HostLocalDirsTest, HardlinkGroupIsOneMirrorInode) {
+  Write(client_ + "/a", "shared\n", 0750);
+  Write(client_ + "/d/x", "plain\n");
+  Link(client_ + "/a", client_ + "/d/b");
+  Link(client_ + "/a", client_ + "/d/c");
+  Sync();
+  MirrorIndex index = Index();
+  EXPECT_THAT(Paths(index), ElementsAre("a", "d", "d/b", "d/c", "d/x"));
+  EXPECT_EQ(HardlinkOf(index, "a"), "");
+  EXPECT_EQ(HardlinkOf(index, "d/b"), "a");
+  EXPECT_EQ(HardlinkOf(index, "d/c"), "a");
+  EXPECT_EQ(HardlinkOf(index, "d/x"), "");
+  EXPECT_EQ(Inode(mirror_ + "/d/b"), Inode(mirror_ + "/a"));
+  EXPECT_EQ(Inode(mirror_ + "/d/c"), Inode(mirror_ + "/a"));
+  EXPECT_NE(Inode(mirror_ + "/d/x"), Inode(mirror_ + "/a"));
+  EXPECT_EQ(Lstat(mirror_ + "/a").st_nlink, 3u);
+  EXPECT_EQ(Read(mirror_ + "/d/c"), "shared\n");
+  EXPECT_EQ(Find(index, "d/b")->mode, 0750u);
+  EXPECT_EQ(Find(index, "d/b")->sha256, Find(index, "a")->sha256);
+  LocalSyncStats s0 = dirs_->stats();
+  EXPECT_EQ(s0.files_copied, 2);  // a and d/x: the other names are links
+  EXPECT_EQ(s0.links_made, 2);
+
+  // Nothing changed: nothing is touched, the index is not even rewritten.
+  Digest before = ContentDigest();
+  struct stat index_before = Lstat(MirrorIndexPath(mirror_));
+  Sync();
+  LocalSyncStats s1 = dirs_->stats();
+  EXPECT_EQ(s1.files_copied, s0.files_copied);
+  EXPECT_EQ(s1.links_made, s0.links_made);
+  EXPECT_EQ(s1.files_rehashed, s0.files_rehashed);
+  EXPECT_EQ(Lstat(MirrorIndexPath(mirror_)).st_ino, index_before.st_ino);
+  EXPECT_EQ(ContentDigest(), before);
+
+  // A LocalDirs without an index sees the same groups in the mirror, so the same digest.
+  auto scanned = ScanMirror(mirror_, CancelToken());
+  ASSERT_TRUE(scanned.ok()) << scanned.status();
+  EXPECT_EQ(HardlinkOf(*scanned, "d/c"), "a");
+  EXPECT_EQ(MirrorContentDigest(*scanned), before);
+}
+
+TEST_F(HostLocalDirsTest, RewriteOfOneNameKeepsTheGroupLinkedWithTheNewContent) {
+  Write(client_ + "/a", "version 1\n");
+  Link(client_ + "/a", client_ + "/b");
+  Sync();
+  Digest v1 = ContentDigest();
+  // What a snapshot holds.
+  Link(mirror_ + "/a", dir_.path() + "/held");
+  Write(client_ + "/b", "version 2, longer\n");  // in place: both client names see it
+  Sync();
+  EXPECT_EQ(Read(mirror_ + "/a"), "version 2, longer\n");
+  EXPECT_EQ(Inode(mirror_ + "/a"), Inode(mirror_ + "/b"));
+  EXPECT_NE(Inode(mirror_ + "/a"), Inode(dir_.path() + "/held"));
+  EXPECT_EQ(Read(dir_.path() + "/held"), "version 1\n");  // never modified in place
+  EXPECT_EQ(HardlinkOf(Index(), "b"), "a");
+  EXPECT_NE(ContentDigest(), v1);
+
+  // Metadata only: a new inode for the first name, the later one follows.
+  Digest v2 = ContentDigest();
+  ino_t before = Inode(mirror_ + "/a");
+  ASSERT_EQ(::chmod((client_ + "/a").c_str(), 0600), 0);
+  Sync();
+  EXPECT_NE(Inode(mirror_ + "/a"), before);
+  EXPECT_EQ(Inode(mirror_ + "/b"), Inode(mirror_ + "/a"));
+  EXPECT_EQ(Lstat(mirror_ + "/b").st_mode & 07777, 0600u);
+  EXPECT_EQ(Find(Index(), "b")->mode, 0600u);
+  EXPECT_NE(ContentDigest(), v2);
+}
+
+TEST_F(HostLocalDirsTest, BreakingTheLinkIsSeen) {
+  Write(client_ + "/a", "same\n");
+  Link(client_ + "/a", client_ + "/b");
+  Sync();
+  Digest linked = ContentDigest();
+  // b replaced by a copy with the same content, mode and mtime: only the link structure differs.
+  ASSERT_EQ(Sh(StrCat("cp -p ", client_, "/a ", client_, "/b.tmp && mv ", client_, "/b.tmp ",
+                      client_, "/b")),
+            0);
+  Sync();
+  EXPECT_EQ(HardlinkOf(Index(), "b"), "");
+  EXPECT_NE(Inode(mirror_ + "/a"), Inode(mirror_ + "/b"));
+  EXPECT_EQ(Lstat(mirror_ + "/a").st_nlink, 1u);
+  EXPECT_EQ(Read(mirror_ + "/b"), "same\n");
+  Digest separate = ContentDigest();
+  EXPECT_NE(separate, linked);
+
+  // Linked again: the digest of the first state again (it does not depend on history).
+  ASSERT_EQ(::unlink((client_ + "/b").c_str()), 0);
+  Link(client_ + "/a", client_ + "/b");
+  Sync();
+  EXPECT_EQ(Inode(mirror_ + "/a"), Inode(mirror_ + "/b"));
+  EXPECT_EQ(ContentDigest(), linked);
+
+  // The first name replaced by a file of its own: b keeps the old content in its own inode.
+  ASSERT_EQ(
+      Sh(StrCat("echo other > ", client_, "/a.tmp && mv ", client_, "/a.tmp ", client_, "/a")), 0);
+  Sync();
+  EXPECT_EQ(Read(mirror_ + "/a"), "other\n");
+  EXPECT_EQ(Read(mirror_ + "/b"), "same\n");
+  EXPECT_NE(Inode(mirror_ + "/a"), Inode(mirror_ + "/b"));
+  EXPECT_EQ(HardlinkOf(Index(), "b"), "");
+  auto scanned = ScanMirror(mirror_, CancelToken());
+  ASSERT_TRUE(scanned.ok());
+  EXPECT_EQ(MirrorContentDigest(*scanned), ContentDigest());
+}
+
+TEST_F(HostLocalDirsTest, FailedSyncAfterTheFirstNameChangedRelinksTheGroupNextTime) {
+  Write(client_ + "/a", "version 1\n");
+  Write(client_ + "/m/keep", "k");
+  ASSERT_TRUE(MakeDirs(client_ + "/z").ok());
+  Link(client_ + "/a", client_ + "/z/b");
+  Sync();
+  Write(client_ + "/a", "version 2\n");  // in place: z/b too
+  Write(client_ + "/m/new", "n");
+  // The sync rewrites a, then fails in m/ before it reaches z/b.
+  if (Sh(StrCat("chattr +i ", mirror_, "/m")) != 0) GTEST_SKIP() << "needs chattr";
+  absl::Status failed = dirs_->Sync("context", {}, mirror_, CancelToken());
+  Sh(StrCat("chattr -i ", mirror_, "/m"));
+  ASSERT_FALSE(failed.ok());
+  ASSERT_NE(Inode(mirror_ + "/a"), Inode(mirror_ + "/z/b"));  // the state being tested
+  // The saved index must not claim z/b is still a name of a's inode.
+  MirrorIndex recovered = Index();
+  const MirrorEntry* b = Find(recovered, "z/b");
+  EXPECT_TRUE(b == nullptr || b->hardlink.empty());
+  Sync();
+  EXPECT_EQ(Inode(mirror_ + "/a"), Inode(mirror_ + "/z/b"));
+  EXPECT_EQ(Read(mirror_ + "/z/b"), "version 2\n");
+  EXPECT_EQ(HardlinkOf(Index(), "z/b"), "a");
+  auto scanned = ScanMirror(mirror_, CancelToken());
+  ASSERT_TRUE(scanned.ok());
+  EXPECT_EQ(MirrorContentDigest(*scanned), ContentDigest());
+}
+
+TEST_F(HostLocalDirsTest, LinkToAFileOutsideTheDirectoryIsAPlainFile) {
+  Write(client_ + "/in", "x\n");
+  Link(client_ + "/in", dir_.path() + "/outside");
+  Sync();
+  EXPECT_EQ(HardlinkOf(Index(), "in"), "");
+  EXPECT_EQ(Lstat(mirror_ + "/in").st_nlink, 1u);
+  EXPECT_EQ(dirs_->stats().links_made, 0);
+}
+
+TEST_F(HostLocalDirsTest, ExcludedFirstNameMakesTheNextNameFirst) {
+  Write(client_ + "/a", "x\n");
+  Link(client_ + "/a", client_ + "/b");
+  Link(client_ + "/a", client_ + "/c");
+  Sync();
+  Link(mirror_ + "/a", dir_.path() + "/held");
+  LocalDirFilter f;
+  f.exclude_patterns = {"a"};
+  Sync(f);
+  MirrorIndex index = Index();
+  EXPECT_THAT(Paths(index), ElementsAre("b", "c"));
+  EXPECT_EQ(HardlinkOf(index, "b"), "");
+  EXPECT_EQ(HardlinkOf(index, "c"), "b");
+  EXPECT_EQ(Inode(mirror_ + "/b"), Inode(mirror_ + "/c"));
+  EXPECT_EQ(Lstat(mirror_ + "/b").st_nlink, 2u);  // the old group's inode is not reused
+  EXPECT_EQ(Lstat(dir_.path() + "/held").st_nlink, 1u);
+  EXPECT_EQ(Read(mirror_ + "/c"), "x\n");
+
+  // The same from scratch.
+  HostLocalDirs fresh({{"context", client_}});
+  std::string other = dir_.path() + "/mirrors/m2/tree";
+  ASSERT_TRUE(fresh.Sync("context", f, other, CancelToken()).ok());
+  auto fresh_index = LoadMirrorIndex(other);
+  ASSERT_TRUE(fresh_index.ok());
+  EXPECT_EQ(HardlinkOf(*fresh_index, "c"), "b");
+  EXPECT_EQ(MirrorContentDigest(*fresh_index), ContentDigest());
+}
+
+TEST_F(HostLocalDirsTest, IndexOfAnOlderVersionIsRebuilt) {
+  Write(client_ + "/a", "x\n");
+  Link(client_ + "/a", client_ + "/b");
+  Sync();
+  std::string index = Read(MirrorIndexPath(mirror_));
+  index.replace(0, 8, "KILNMIX1");
+  Write(MirrorIndexPath(mirror_), index, 0600);
+  auto loaded = LoadMirrorIndex(mirror_);
+  EXPECT_TRUE(absl::IsDataLoss(loaded.status())) << loaded.status();
+  EXPECT_THAT(loaded.status().message(), HasSubstr("older version"));
+  int64_t rebuilds = dirs_->stats().full_rebuilds;
+  Sync();
+  EXPECT_EQ(dirs_->stats().full_rebuilds, rebuilds + 1);
+  EXPECT_EQ(HardlinkOf(Index(), "b"), "a");
+  EXPECT_EQ(Inode(mirror_ + "/a"), Inode(mirror_ + "/b"));
+}
+
+TEST_F(HostLocalDirsTest, IndexWithABadHardlinkIsCorrupt) {
+  MirrorIndex bad;
+  MirrorEntry dir;
+  dir.path = "d";
+  dir.type = MirrorEntry::Type::kDir;
+  MirrorEntry file;
+  file.path = "f";
+  file.hardlink = "d";  // not a file
+  bad.entries = {dir, file};
+  ASSERT_TRUE(MakeDirs(dir_.path() + "/mirrors/m1").ok());
+  ASSERT_TRUE(SaveMirrorIndex(mirror_, bad).ok());
+  EXPECT_TRUE(absl::IsDataLoss(LoadMirrorIndex(mirror_).status()));
+  bad.entries[1].hardlink = "later";  // not an earlier entry
+  MirrorEntry later;
+  later.path = "later";
+  bad.entries.push_back(later);
+  ASSERT_TRUE(SaveMirrorIndex(mirror_, bad).ok());
+  EXPECT_TRUE(absl::IsDataLoss(LoadMirrorIndex(mirror_).status()));
+  file.hardlink = "later";
+  bad.entries = {later, file};  // valid
+  ASSERT_TRUE(SaveMirrorIndex(mirror_, bad).ok());
+  EXPECT_TRUE(LoadMirrorIndex(mirror_).ok());
+}
+
 TEST_F(HostLocalDirsTest, CancelledSyncStops) {
   MakeProject();
   CancelSource cancel;
@@ -464,6 +693,47 @@ TEST_F(LocalSourceOpTest, WithoutMirrorPromisesFilesAreCopied) {
   auto cm2 = op2->GetCacheMap(Ctx());
   ASSERT_TRUE(cm2.ok());
   EXPECT_EQ(cm->digest, cm2->digest);
+}
+
+TEST_F(LocalSourceOpTest, HardlinksReachTheSnapshotAndTheKey) {
+  Link(client_ + "/a.txt", client_ + "/dir/a-again.txt");
+  auto op = NewOp();
+  auto cm = op->GetCacheMap(Ctx());
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  auto r = op->Exec(Ctx(), {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  WithSnapshot((*r)[0], [&](const std::string& root) {
+    EXPECT_EQ(Inode(root + "/a.txt"), Inode(root + "/dir/a-again.txt"));
+    EXPECT_EQ(Read(root + "/dir/a-again.txt"), "version 1\n");
+  });
+  // Copied rather than hardlinked from the mirror: still one inode with exactly two names.
+  auto plain = std::make_shared<PlainLocalDirs>(dirs_);
+  auto op2 = NewOp();
+  auto cm2 = op2->GetCacheMap(Ctx(plain));
+  ASSERT_TRUE(cm2.ok()) << cm2.status();
+  EXPECT_EQ(cm2->digest, cm->digest);
+  auto r2 = op2->Exec(Ctx(plain), {});
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  WithSnapshot((*r2)[0], [&](const std::string& root) {
+    EXPECT_EQ(Inode(root + "/a.txt"), Inode(root + "/dir/a-again.txt"));
+    EXPECT_EQ(Lstat(root + "/a.txt").st_nlink, 2u);
+  });
+  // The link broken, content unchanged: another key.
+  ASSERT_EQ(Sh(StrCat("cp -p ", client_, "/a.txt ", client_, "/dir/t && mv ", client_, "/dir/t ",
+                      client_, "/dir/a-again.txt")),
+            0);
+  auto op3 = NewOp();
+  auto cm3 = op3->GetCacheMap(Ctx());
+  ASSERT_TRUE(cm3.ok()) << cm3.status();
+  EXPECT_NE(cm3->digest, cm->digest);
+  auto r3 = op3->Exec(Ctx(), {});
+  ASSERT_TRUE(r3.ok()) << r3.status();
+  WithSnapshot((*r3)[0], [&](const std::string& root) {
+    EXPECT_NE(Inode(root + "/a.txt"), Inode(root + "/dir/a-again.txt"));
+  });
+  WithSnapshot((*r)[0], [&](const std::string& root) {  // the first snapshot is unchanged
+    EXPECT_EQ(Inode(root + "/a.txt"), Inode(root + "/dir/a-again.txt"));
+  });
 }
 
 TEST_F(LocalSourceOpTest, FiltersAndDifferAttrs) {

@@ -288,12 +288,10 @@ TEST_F(BuildOutputTest, SourceDateEpochGivesByteIdenticalTarballs) {
   EXPECT_FALSE(ReadFile(Path("nosde.tar")) == first);
 }
 
-// BUG (engine/ops/local_dirs.cc, the context mirror sync): hardlinks between files of the
-// build context are not kept; each link becomes an independent copy.  BuildKit keeps them
-// (fsutil's walker sends Linkname for a second link of an inode, its DiskWriter re-links), so
-// `COPY d /d` of a context directory holding a and b = hardlink of a gives two links of one
-// inode there.  Disabled until the sync recreates hardlinks.
-TEST_F(BuildOutputTest, DISABLED_ContextHardlinksAreKept) {
+// Hardlinks between files of the build context are kept, as BuildKit keeps them (fsutil's
+// walker sends Linkname for a second link of an inode, its DiskWriter re-links): `COPY d /d` of
+// a context directory holding a and b = hardlink of a gives two links of one inode there.
+TEST_F(BuildOutputTest, ContextHardlinksAreKept) {
   std::string ctx = Context("ctx", {{"Dockerfile", "FROM busybox\nCOPY d /d\n"}, {"d/a", "x\n"}});
   ASSERT_EQ(::link((ctx + "/d/a").c_str(), (ctx + "/d/b").c_str()), 0);
   BuildOptions b;
