@@ -356,10 +356,12 @@ std::optional<std::vector<std::string>> Layers(const std::vector<Mount>& mounts)
 
 std::atomic<uint64_t> ref_counter{0};
 
-}  // namespace
-
-absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& out,
-                                           const DiffOptions& opts) {
+// Writes the layer into `out`.  With `store_writer` (which is `out`), the blob digest is the
+// one the content store's writer computes anyway: hashing the compressed bytes here too would
+// cost a second SHA-256 on the pipeline's busiest thread.
+absl::StatusOr<LayerDescriptor> WriteLayerInto(const DiffSource& source, ByteSink& out,
+                                               const DiffOptions& opts,
+                                               ContentWriter* store_writer) {
   int level = opts.level;
   if (level < 0) level = opts.compression == Compression::kZstd ? 3 : 1;
   KILN_ASSIGN_OR_RETURN(auto compressor, Compressor::Create(opts.compression, level, opts.threads));
@@ -371,7 +373,7 @@ absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& o
 
   ChunkPipe pipe(kChunk, kDepth);
   const bool uncompressed = opts.compression == Compression::kNone;
-  HashingSink blob(out, /*hash=*/!uncompressed);
+  HashingSink blob(out, /*hash=*/!uncompressed && store_writer == nullptr);
   absl::Status compressed;
   std::thread stage2([&] {
     PipeSource src(pipe);
@@ -411,10 +413,19 @@ absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& o
   LayerDescriptor d;
   d.diff_id = diff.Peek();
   d.uncompressed_size = sink.bytes();
-  d.digest = uncompressed ? d.diff_id : blob.digest();
+  d.digest = uncompressed              ? d.diff_id
+             : store_writer != nullptr ? store_writer->digest()
+                                       : blob.digest();
   d.size = blob.size();
   d.media_type = std::string(OciLayerMediaType(opts.compression));
   return d;
+}
+
+}  // namespace
+
+absl::StatusOr<LayerDescriptor> WriteLayer(const DiffSource& source, ByteSink& out,
+                                           const DiffOptions& opts) {
+  return WriteLayerInto(source, out, opts, nullptr);
 }
 
 absl::StatusOr<LayerDescriptor> WriteLayerToStore(const DiffSource& source, ContentStore& store,
@@ -425,7 +436,7 @@ absl::StatusOr<LayerDescriptor> WriteLayerToStore(const DiffSource& source, Cont
                             : opts.ref;
   KILN_ASSIGN_OR_RETURN(auto writer, store.OpenWriter(wo));
   if (writer->offset() != 0) KILN_RETURN_IF_ERROR(writer->Truncate(0));
-  auto desc = WriteLayer(source, *writer, opts);
+  auto desc = WriteLayerInto(source, *writer, opts, writer.get());
   if (!desc.ok()) {
     writer.reset();
     (void)store.AbortIngest(wo.ref);
