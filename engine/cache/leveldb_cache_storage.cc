@@ -133,6 +133,9 @@ absl::StatusOr<std::unique_ptr<LevelDbCacheStorage>> LevelDbCacheStorage::Open(
   KILN_RETURN_IF_ERROR(MakeDirs(path, 0700));
   leveldb::Options opts;
   opts.create_if_missing = true;
+  // Append to the existing MANIFEST and log at open instead of writing (and syncing) new
+  // ones: every kilnctl run opens this database, and a fresh manifest costs three fsyncs.
+  opts.reuse_logs = true;
   opts.paranoid_checks = true;
   leveldb::DB* raw = nullptr;
   KILN_RETURN_IF_ERROR(FromLevelDb(leveldb::DB::Open(opts, path, &raw),
