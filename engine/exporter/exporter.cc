@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "base/strings.h"
 #include "engine/exporter/archive.h"
+#include "engine/exporter/content_blob_provider.h"
 #include "engine/exporter/go_json.h"
 #include "engine/exporter/image_writer.h"
 #include "engine/exporter/tree_tar.h"
@@ -25,39 +26,6 @@ namespace kiln::engine {
 namespace {
 
 constexpr char kCreatedAnnotation[] = "org.opencontainers.image.created";
-
-// Reads pushed blobs from the content store.
-class ContentBlobReader : public registry::BlobReader {
- public:
-  ContentBlobReader(std::unique_ptr<snapshotter::ContentReader> r, uint64_t offset)
-      : reader_(std::move(r)), pos_(static_cast<int64_t>(offset)) {}
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    KILN_ASSIGN_OR_RETURN(size_t got, reader_->ReadAt(buf, n, pos_));
-    pos_ += static_cast<int64_t>(got);
-    return got;
-  }
-
- private:
-  std::unique_ptr<snapshotter::ContentReader> reader_;
-  int64_t pos_;
-};
-
-class ContentBlobProvider : public registry::BlobProvider {
- public:
-  explicit ContentBlobProvider(snapshotter::ContentStore& store) : store_(store) {}
-  absl::StatusOr<std::unique_ptr<registry::BlobReader>> Open(const oci::Descriptor& desc,
-                                                             uint64_t offset) override {
-    KILN_ASSIGN_OR_RETURN(auto reader, store_.OpenReader(desc.digest));
-    if (reader->size() != desc.size) {
-      return absl::DataLossError(StrCat("stored blob ", desc.digest.str(), " has the wrong size"));
-    }
-    return std::unique_ptr<registry::BlobReader>(
-        std::make_unique<ContentBlobReader>(std::move(reader), offset));
-  }
-
- private:
-  snapshotter::ContentStore& store_;
-};
 
 // One status line around a step, as BuildKit's progress.OneOff.
 class Step {

@@ -14,6 +14,7 @@
 #include "base/reference.h"
 #include "base/status.h"
 #include "base/strings.h"
+#include "engine/exporter/content_blob_provider.h"
 #include "engine/ops/image_resolver.h"
 #include "engine/worker/distribution_source.h"
 #include "engine/worker/worker.h"
@@ -208,39 +209,6 @@ absl::Status RunCopy(const Context& ctx, const CopyFlags& f) {
 
 // --- push / pull --------------------------------------------------------------------------------
 
-class StoreBlobReader : public registry::BlobReader {
- public:
-  StoreBlobReader(std::unique_ptr<snapshotter::ContentReader> r, uint64_t offset)
-      : reader_(std::move(r)), pos_(static_cast<int64_t>(offset)) {}
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    KILN_ASSIGN_OR_RETURN(size_t got, reader_->ReadAt(buf, n, pos_));
-    pos_ += static_cast<int64_t>(got);
-    return got;
-  }
-
- private:
-  std::unique_ptr<snapshotter::ContentReader> reader_;
-  int64_t pos_;
-};
-
-class StoreBlobProvider : public registry::BlobProvider {
- public:
-  explicit StoreBlobProvider(snapshotter::ContentStore& store) : store_(store) {}
-  absl::StatusOr<std::unique_ptr<registry::BlobReader>> Open(const oci::Descriptor& desc,
-                                                             uint64_t offset) override {
-    KILN_ASSIGN_OR_RETURN(auto reader, store_.OpenReader(desc.digest));
-    if (reader->size() != desc.size) {
-      return absl::DataLossError(StrCat("stored blob ", desc.digest.str(), " has size ",
-                                        reader->size(), ", the manifest says ", desc.size));
-    }
-    return std::unique_ptr<registry::BlobReader>(
-        std::make_unique<StoreBlobReader>(std::move(reader), offset));
-  }
-
- private:
-  snapshotter::ContentStore& store_;
-};
-
 struct PushFlags : RemoteFlags {
   std::string name;
   std::string dst;
@@ -291,7 +259,7 @@ absl::Status RunPush(const Context& ctx, const PushFlags& f) {
       if (src.domain == dst.domain) req.mount_sources[b.digest].push_back(std::move(src));
     }
   }
-  StoreBlobProvider provider(store);
+  engine::ContentBlobProvider provider(store);
   req.provider = &provider;
   KILN_ASSIGN_OR_RETURN(auto reg, OpenRegistry(ctx, f));
   registry::CallOptions call;
