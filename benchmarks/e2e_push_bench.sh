@@ -47,35 +47,7 @@ mkdir -p "$CTX"
 } > "$CTX/Dockerfile"
 for i in $(seq "$LAYERS"); do head -c "$((LAYER_MB << 20))" /dev/urandom > "$CTX/f$i"; done
 
-free_port() { $PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
-# Sets REG_HOST to host:port.  Not called in $(...): the PID must reach PIDS in this shell, so
-# cleanup stops the registry.
-start_registry() {
-  local name=$1 port
-  port=$(free_port)
-  mkdir -p "$WORK/$name-data"
-  cat > "$WORK/$name.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/$name-data
-http:
-  addr: 127.0.0.1:$port
-  secret: bench
-EOF
-  docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do
-    curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { echo "registry $name did not start" >&2; exit 1; }
-  REG_HOST="127.0.0.1:$port"
-}
+source benchmarks/registry_lib.sh  # the cd above made the repository the working directory
 
 build() {  # state output [metadata]
   "$KILNCTL" --root "$1" build --frontend dockerfile.v0 --local "context=$CTX" \

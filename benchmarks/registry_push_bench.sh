@@ -90,32 +90,7 @@ LAYER_BYTES=$($PY -c "
 import json,sys; m=json.load(open(sys.argv[1])); print(sum(l['size'] for l in m['layers']))" "$MANIFEST_FILE")
 
 # --- registries ---------------------------------------------------------------------------------
-free_port() { $PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
-start_registry() {  # prints host:port
-  local name=$1 port
-  port=$(free_port)
-  mkdir -p "$WORK/$name-data"
-  cat > "$WORK/$name.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/$name-data
-http:
-  addr: 127.0.0.1:$port
-  secret: bench
-EOF
-  docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do
-    curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  echo "127.0.0.1:$port"
-}
+source benchmarks/registry_lib.sh  # the cd above made the repository the working directory
 
 raw_push() {  # host
   local host=$1 d loc
@@ -139,9 +114,12 @@ raw_pull() {  # host outdir
 
 echo "image: $LAYERS layers x $LAYER_MB MB random data, $TOTAL bytes in blobs; $(nproc) cores"
 for run in $(seq "$RUNS"); do
-  HOST_RAW=$(start_registry raw$run)
-  HOST_SKOPEO=$(start_registry skopeo$run)
-  HOST_KILN=$(start_registry kiln$run)
+  start_registry raw$run
+  HOST_RAW=$REG_HOST
+  start_registry skopeo$run
+  HOST_SKOPEO=$REG_HOST
+  start_registry kiln$run
+  HOST_KILN=$REG_HOST
 
   t0=$(now); raw_push "$HOST_RAW"; t1=$(now)
   echo "run $run push raw-curl  $(secs "$t0" "$t1") s  $(mbps "$TOTAL" "$t0" "$t1") MB/s"
