@@ -27,14 +27,22 @@ absl::StatusOr<std::map<std::string, std::string>> ParseCsvAttrs(const std::stri
     return absl::InvalidArgumentError(StrCat(flag, " ", Quote(value), ": unterminated quote"));
   }
   std::map<std::string, std::string> out;
+  std::string last_key;
   for (const std::string& f : fields) {
     if (f.empty()) continue;
     size_t eq = f.find('=');
+    if (eq == std::string::npos && last_key == "name") {
+      // `name=a,b` unquoted: image names never hold '=', so a bare field after name= is
+      // another name (buildctl wants "name=a,b" quoted; the unquoted form is what users type).
+      out["name"] += "," + f;
+      continue;
+    }
     if (eq == std::string::npos || eq == 0) {
       return absl::InvalidArgumentError(
           StrCat(flag, " ", Quote(value), ": field ", Quote(f), " is not KEY=VALUE"));
     }
     std::string key = f.substr(0, eq);
+    last_key = key;
     if (out.count(key) && key == "name") {
       out[key] += "," + f.substr(eq + 1);  // name=a,name=b like a list
     } else {

@@ -17,7 +17,8 @@
 namespace kiln::tools::kilnctl {
 
 // Parses buildctl's CSV flag values: `type=oci,dest=out.tar`, with double-quoted fields for
-// values holding commas ("name=\"a,b\"").  InvalidArgument for a field without '='.
+// values holding commas ("name=\"a,b\"").  Several names may also be given as `name=a,name=b`
+// or unquoted as `name=a,b`.  InvalidArgument for any other field without '='.
 absl::StatusOr<std::map<std::string, std::string>> ParseCsvAttrs(const std::string& value,
                                                                  const char* flag);
 

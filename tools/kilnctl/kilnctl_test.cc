@@ -1,5 +1,6 @@
 // Tests of kilnctl's frontend client pieces and of `kilnctl debug dump-llb` end to end (the
 // command runs in-process with stdout redirected to a file).
+#include <map>
 #include <vector>
 
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "llb/dump.h"
 #include "llb/validate.h"
+#include "tools/kilnctl/client_session.h"
 #include "tools/kilnctl/commands.h"
 #include "tools/kilnctl/image_resolver.h"
 #include "tools/kilnctl/local_frontend_client.h"
@@ -24,6 +26,23 @@ constexpr char kConfig[] =
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     R"("]}})";
 const std::string kDigest = StrCat("sha256:", std::string(64, 'c'));
+
+TEST(CsvAttrs, QuotedListedAndBareNames) {
+  using Attrs = std::map<std::string, std::string>;
+  auto quoted = ParseCsvAttrs("type=image,\"name=r/a:1,r/a:2\",push=true", "--output");
+  ASSERT_TRUE(quoted.ok()) << quoted.status();
+  EXPECT_EQ(*quoted, (Attrs{{"type", "image"}, {"name", "r/a:1,r/a:2"}, {"push", "true"}}));
+  auto bare = ParseCsvAttrs("type=image,name=r/a:1,r/a:2,push=true", "--output");
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  EXPECT_EQ(*bare, *quoted);
+  auto listed = ParseCsvAttrs("type=image,name=r/a:1,name=r/a:2,push=true", "--output");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(*listed, *quoted);
+  // A bare field anywhere else is still an error that names it.
+  auto bad = ParseCsvAttrs("type=oci,dest=x.tar,oops", "--output");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("oops"), std::string::npos);
+}
 
 TEST(StaticImageResolver, MatchesNormalizedReferencesAndPinsDigests) {
   StaticImageResolver r;
