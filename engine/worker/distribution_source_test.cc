@@ -32,8 +32,8 @@ class DistributionSourceTest : public testing::Test {
 TEST_F(DistributionSourceTest, AppendsRepositoriesPerRegistryOnce) {
   EXPECT_TRUE(DistributionSources(*store_, digest_).empty());
   ASSERT_TRUE(AddDistributionSource(*store_, digest_, Ref("127.0.0.1:5000/a/b:1")).ok());
-  ASSERT_TRUE(AddDistributionSource(*store_, digest_, Ref("127.0.0.1:5000/a/c@sha256:" +
-                                                          std::string(64, 'a')))
+  ASSERT_TRUE(AddDistributionSource(*store_, digest_,
+                                    Ref("127.0.0.1:5000/a/c@sha256:" + std::string(64, 'a')))
                   .ok());
   ASSERT_TRUE(AddDistributionSource(*store_, digest_, Ref("127.0.0.1:5000/a/b:2")).ok());
   ASSERT_TRUE(AddDistributionSource(*store_, digest_, Ref("busybox")).ok());

@@ -1,15 +1,5 @@
 #include "tests/integration/testing.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +9,16 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/status.h"
 #include "base/strings.h"
@@ -54,9 +54,9 @@ std::string SkipReason() {
 // ---- processes ----
 
 std::string ProcessResult::Describe() const {
-  std::string what = timed_out        ? "timed out"
-                     : term_signal    ? StrCat("killed by signal ", term_signal)
-                                      : StrCat("exit ", exit_code);
+  std::string what = timed_out     ? "timed out"
+                     : term_signal ? StrCat("killed by signal ", term_signal)
+                                   : StrCat("exit ", exit_code);
   std::string tail = out.size() > 2000 ? "..." + out.substr(out.size() - 2000) : out;
   return StrCat(what, "\n--- stderr ---\n", err, "\n--- stdout (end) ---\n", tail);
 }
@@ -324,7 +324,8 @@ namespace {
 std::string UnescapeMountPath(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() + 0 && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+    if (s[i] == '\\' && i + 3 < s.size() + 0 &&
+        std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
       out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
       i += 3;
     } else {
@@ -363,7 +364,8 @@ std::vector<std::string> FindBytes(const std::string& root, std::string_view nee
     if (ContainsBytes(data, needle)) hits.push_back(rel);
     if (!decompress || data.size() < 4) return;
     const char* tool = nullptr;
-    if (static_cast<unsigned char>(data[0]) == 0x1f && static_cast<unsigned char>(data[1]) == 0x8b) {
+    if (static_cast<unsigned char>(data[0]) == 0x1f &&
+        static_cast<unsigned char>(data[1]) == 0x8b) {
       tool = "gzip";
     } else if (data.compare(0, 4, "\x28\xb5\x2f\xfd") == 0) {
       tool = "zstd";
@@ -426,7 +428,8 @@ absl::StatusOr<OciImage> ReadOciLayout(const std::string& layout) {
   KILN_ASSIGN_OR_RETURN(img.manifest, ReadJson(img.BlobPath(desc["digest"])));
   // A nested index (multi-platform): its first manifest.
   if (img.manifest.contains("manifests")) {
-    KILN_ASSIGN_OR_RETURN(img.manifest, ReadJson(img.BlobPath(img.manifest["manifests"][0]["digest"])));
+    KILN_ASSIGN_OR_RETURN(img.manifest,
+                          ReadJson(img.BlobPath(img.manifest["manifests"][0]["digest"])));
   }
   KILN_ASSIGN_OR_RETURN(img.config, ReadJson(img.BlobPath(img.manifest["config"]["digest"])));
   return img;
@@ -486,11 +489,14 @@ absl::Status KilnState::ImportBusybox(const std::string& name) const {
 }
 
 std::vector<std::string> KilnState::BuildArgv(const BuildOptions& b) const {
-  std::vector<std::string> args = {"build", "--frontend", "dockerfile.v0", "--local",
-                                   StrCat("context=", b.context), "--local",
-                                   StrCat("dockerfile=", b.dockerfile_dir.empty()
-                                                             ? b.context
-                                                             : b.dockerfile_dir)};
+  std::vector<std::string> args = {
+      "build",
+      "--frontend",
+      "dockerfile.v0",
+      "--local",
+      StrCat("context=", b.context),
+      "--local",
+      StrCat("dockerfile=", b.dockerfile_dir.empty() ? b.context : b.dockerfile_dir)};
   for (const auto& o : b.opts) args.insert(args.end(), {"--opt", o});
   for (const auto& o : b.outputs) args.insert(args.end(), {"--output", o});
   for (const auto& s : b.secrets) args.insert(args.end(), {"--secret", s});

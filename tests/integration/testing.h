@@ -13,8 +13,6 @@
 // owner.
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <functional>
 #include <map>
@@ -23,6 +21,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -49,8 +49,8 @@ std::string SkipReason();
 // ---- processes ----
 
 struct ProcessResult {
-  int exit_code = -1;    // exit status; -1 when killed by a signal or not started
-  int term_signal = 0;   // the signal that ended it, if any
+  int exit_code = -1;   // exit status; -1 when killed by a signal or not started
+  int term_signal = 0;  // the signal that ended it, if any
   bool timed_out = false;
   std::string out;
   std::string err;
@@ -166,8 +166,8 @@ absl::Status UmociUnpack(const std::string& layout, const std::string& tag,
 // ---- kilnctl ----
 
 struct BuildOptions {
-  std::string context;         // --local context=
-  std::string dockerfile_dir;  // --local dockerfile= ("": the context)
+  std::string context;               // --local context=
+  std::string dockerfile_dir;        // --local dockerfile= ("": the context)
   std::vector<std::string> opts;     // --opt K=V
   std::vector<std::string> outputs;  // --output ...
   std::vector<std::string> secrets;  // --secret ...
