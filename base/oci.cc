@@ -1,13 +1,14 @@
 #include "base/oci.h"
 
-#include <sys/utsname.h>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
+#include <sys/utsname.h>
 
-#include "base/strings.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
+#include "base/strings.h"
 
 namespace kiln::oci {
 namespace {
@@ -120,7 +121,8 @@ class Reader {
     *out = it->get<bool>();
     return absl::OkStatus();
   }
-  absl::Status Strings(const char* key, std::vector<std::string>* out, bool* present = nullptr) const {
+  absl::Status Strings(const char* key, std::vector<std::string>* out,
+                       bool* present = nullptr) const {
     auto it = j_.find(key);
     if (it == j_.end() || it->is_null()) return absl::OkStatus();
     // Docker's strslice also accepts a single string.
@@ -304,6 +306,55 @@ Platform HostPlatform() {
   return p;
 }
 
+namespace {
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+}  // namespace
+
+std::string NormalizeOs(std::string_view os) {
+  std::string out = AsciiLower(os);
+  return out == "macos" ? "darwin" : out;
+}
+
+std::pair<std::string, std::string> NormalizeArchVariant(std::string_view arch_in,
+                                                         std::string_view variant_in) {
+  std::string arch = AsciiLower(arch_in), variant = AsciiLower(variant_in);
+  if (arch == "i386") {
+    arch = "386";
+    variant.clear();
+  } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
+    arch = "amd64";
+    if (variant == "v1") variant.clear();
+  } else if (arch == "aarch64" || arch == "arm64") {
+    arch = "arm64";
+    if (variant == "8" || variant == "v8") variant.clear();
+  } else if (arch == "armhf") {
+    arch = "arm";
+    variant = "v7";
+  } else if (arch == "armel") {
+    arch = "arm";
+    variant = "v6";
+  } else if (arch == "arm") {
+    if (variant.empty() || variant == "7") {
+      variant = "v7";
+    } else if (variant == "5" || variant == "6" || variant == "8") {
+      variant = "v" + variant;
+    }
+  }
+  return {arch, variant};
+}
+
+Platform NormalizePlatform(Platform p) {
+  p.os = NormalizeOs(p.os);
+  std::tie(p.architecture, p.variant) = NormalizeArchVariant(p.architecture, p.variant);
+  return p;
+}
+
 std::string EncodeImageConfig(const ImageConfig& config) { return GoJsonDump(ToJson(config)); }
 
 // BuildKit's exporter rewrites the config blob through a map, so the top-level keys come out
@@ -439,8 +490,7 @@ absl::StatusOr<Index> DecodeIndex(std::string_view json) {
   int64_t version = 0;
   KILN_RETURN_IF_ERROR(r.Int("schemaVersion", &version));
   if (version != 2) {
-    return absl::InvalidArgumentError(
-        StrCat("decode index: unsupported schemaVersion ", version));
+    return absl::InvalidArgumentError(StrCat("decode index: unsupported schemaVersion ", version));
   }
   KILN_RETURN_IF_ERROR(r.Str("mediaType", &idx.media_type));
   if (const Json* ms = r.Array("manifests")) {

@@ -15,6 +15,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,6 +57,16 @@ std::string FormatPlatform(const Platform& p);
 // The platform of this machine (linux and the build's architecture).
 Platform HostPlatform();
 
+// containerd's platforms normalizeOS: lower case, "macos" -> "darwin".
+std::string NormalizeOs(std::string_view os);
+// containerd's platforms normalizeArch: lower case, the aliases and their default variants
+// (i386 -> 386, x86_64 -> amd64 without v1, aarch64 -> arm64 without v8, armhf -> arm/v7,
+// armel -> arm/v6, arm -> arm/v7, "5"/"6"/"8" -> "v5"/"v6"/"v8").  {architecture, variant}.
+std::pair<std::string, std::string> NormalizeArchVariant(std::string_view arch,
+                                                         std::string_view variant);
+// containerd's platforms.Normalize (os and architecture; an empty os stays empty).
+Platform NormalizePlatform(Platform p);
+
 // Docker's HEALTHCHECK configuration; durations are nanoseconds as in Go's time.Duration.
 struct HealthConfig {
   std::vector<std::string> test;
@@ -71,8 +83,8 @@ struct HealthConfig {
 // dockerfile frontend keeps them.
 struct ImageConfig {
   std::string user;
-  std::map<std::string, bool> exposed_ports;  // "80/tcp" -> present
-  std::vector<std::string> env;               // "K=V", in order
+  std::map<std::string, bool> exposed_ports;           // "80/tcp" -> present
+  std::vector<std::string> env;                        // "K=V", in order
   std::optional<std::vector<std::string>> entrypoint;  // nullopt: not set; empty: set to []
   std::optional<std::vector<std::string>> cmd;
   std::map<std::string, bool> volumes;

@@ -79,47 +79,12 @@ std::string GoJsonStringArray(const std::vector<std::string>& items) {
   return out;
 }
 
-namespace {
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-}  // namespace
-
 oci::Platform NormalizePlatform(oci::Platform p) {
-  p.os = p.os.empty() ? "linux" : Lower(p.os);
-  if (p.os == "macos") p.os = "darwin";
-  std::string arch = Lower(p.architecture), variant = Lower(p.variant);
-  if (arch == "i386") {
-    arch = "386";
-    variant.clear();
-  } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
-    arch = "amd64";
-    if (variant == "v1") variant.clear();
-  } else if (arch == "aarch64" || arch == "arm64") {
-    arch = "arm64";
-    if (variant == "8" || variant == "v8") variant.clear();
-  } else if (arch == "armhf") {
-    arch = "arm";
-    variant = "v7";
-  } else if (arch == "armel") {
-    arch = "arm";
-    variant = "v6";
-  } else if (arch == "arm") {
-    if (variant.empty() || variant == "7") {
-      variant = "v7";
-    } else if (variant == "5" || variant == "6" || variant == "8") {
-      variant = "v" + variant;
-    }
-  }
-  p.architecture = arch;
-  p.variant = variant;
-  return p;
+  if (p.os.empty()) p.os = "linux";
+  return oci::NormalizePlatform(std::move(p));
 }
 
-oci::Platform DefaultPlatform() { return NormalizePlatform(oci::HostPlatform()); }
+oci::Platform DefaultPlatform() { return llb::NormalizePlatform(oci::HostPlatform()); }
 
 std::string DefaultPathEnv(std::string_view os) {
   if (os == "windows") return "c:\\Windows\\System32;c:\\Windows";

@@ -31,7 +31,7 @@ TEST(NormalizePlatform, MatchesContainerd) {
     p.os = std::move(os);
     p.architecture = std::move(arch);
     p.variant = std::move(variant);
-    p = NormalizePlatform(p);
+    p = llb::NormalizePlatform(p);
     return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
   };
   EXPECT_EQ(norm("", "x86_64", ""), "linux/amd64");

@@ -143,7 +143,7 @@ State State::Security(pb::SecurityMode mode) const {
 
 State State::Platform(const oci::Platform& platform) const {
   StateValues v = *values_;
-  v.platform = NormalizePlatform(platform);
+  v.platform = llb::NormalizePlatform(platform);
   return WithValues(std::move(v));
 }
 

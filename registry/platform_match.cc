@@ -4,15 +4,12 @@
 #include <numeric>
 #include <string>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "base/strings.h"
 
 namespace kiln::registry {
 
 namespace {
-
-std::string Lower(const std::string& s) { return absl::AsciiStrToLower(s); }
 
 // The numeric part of a "vN" (or "N") variant.
 std::optional<int> VariantNumber(const std::string& variant) {
@@ -51,47 +48,15 @@ void AppendVector(const oci::Platform& p, std::vector<oci::Platform>* out) {
 
 }  // namespace
 
-oci::Platform NormalizePlatform(oci::Platform p) {
-  p.os = Lower(p.os);
-  if (p.os == "macos") p.os = "darwin";
-  std::string arch = Lower(p.architecture);
-  std::string variant = Lower(p.variant);
-  if (arch == "i386") {
-    arch = "386";
-    variant.clear();
-  } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
-    arch = "amd64";
-    if (variant == "v1") variant.clear();
-  } else if (arch == "aarch64" || arch == "arm64") {
-    arch = "arm64";
-    if (variant == "8" || variant == "v8") variant.clear();
-  } else if (arch == "armhf") {
-    arch = "arm";
-    variant = "v7";
-  } else if (arch == "armel") {
-    arch = "arm";
-    variant = "v6";
-  } else if (arch == "arm") {
-    if (variant.empty() || variant == "7") {
-      variant = "v7";
-    } else if (variant == "5" || variant == "6" || variant == "8") {
-      variant = "v" + variant;
-    }
-  }
-  p.architecture = arch;
-  p.variant = variant;
-  return p;
-}
-
 PlatformMatcher::PlatformMatcher(const oci::Platform& want) {
   // As containerd: the vector is built from the normalized platform and every entry becomes a
   // matcher of its own normalized form.
-  AppendVector(NormalizePlatform(want), &candidates_);
-  for (auto& c : candidates_) c = NormalizePlatform(c);
+  AppendVector(oci::NormalizePlatform(want), &candidates_);
+  for (auto& c : candidates_) c = oci::NormalizePlatform(c);
 }
 
 std::optional<size_t> PlatformMatcher::Rank(const oci::Platform& p) const {
-  oci::Platform n = NormalizePlatform(p);
+  oci::Platform n = oci::NormalizePlatform(p);
   for (size_t i = 0; i < candidates_.size(); ++i) {
     const oci::Platform& c = candidates_[i];
     if (c.os == n.os && c.architecture == n.architecture && c.variant == n.variant) return i;

@@ -17,8 +17,6 @@
 
 namespace kiln::registry {
 
-oci::Platform NormalizePlatform(oci::Platform p);
-
 class PlatformMatcher {
  public:
   explicit PlatformMatcher(const oci::Platform& want);

@@ -45,39 +45,6 @@ absl::StatusOr<oci::Platform> ParsePlatformSpecifier(std::string_view specifier)
                  "argument"));
     }
   }
-  auto normalize_os = [](std::string os) {
-    os = go::AsciiLower(os);
-    if (os == "macos") os = "darwin";
-    return os;
-  };
-  // containerd's normalizeArch.
-  auto normalize_arch = [](std::string arch, std::string variant) {
-    arch = go::AsciiLower(arch);
-    variant = go::AsciiLower(variant);
-    if (arch == "i386") {
-      arch = "386";
-      variant.clear();
-    } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
-      arch = "amd64";
-      if (variant == "v1") variant.clear();
-    } else if (arch == "aarch64" || arch == "arm64") {
-      arch = "arm64";
-      if (variant == "8" || variant == "v8") variant.clear();
-    } else if (arch == "armhf") {
-      arch = "arm";
-      variant = "v7";
-    } else if (arch == "armel") {
-      arch = "arm";
-      variant = "v6";
-    } else if (arch == "arm") {
-      if (variant.empty() || variant == "7") {
-        variant = "v7";
-      } else if (variant == "5" || variant == "6" || variant == "8") {
-        variant = "v" + variant;
-      }
-    }
-    return std::pair<std::string, std::string>(arch, variant);
-  };
   static const std::set<std::string> kKnownOS = {
       "aix",   "android", "darwin", "dragonfly", "freebsd", "hurd",    "illumos", "ios", "js",
       "linux", "nacl",    "netbsd", "openbsd",   "plan9",   "solaris", "windows", "zos"};
@@ -89,13 +56,13 @@ absl::StatusOr<oci::Platform> ParsePlatformSpecifier(std::string_view specifier)
   oci::Platform p;
   switch (parts.size()) {
     case 1: {
-      p.os = normalize_os(parts[0]);
+      p.os = oci::NormalizeOs(parts[0]);
       if (kKnownOS.count(p.os)) {
         p.architecture = host.architecture;
         if (p.architecture == "arm" && host.variant != "v7") p.variant = host.variant;
         return p;
       }
-      std::tie(p.architecture, p.variant) = normalize_arch(parts[0], "");
+      std::tie(p.architecture, p.variant) = oci::NormalizeArchVariant(parts[0], "");
       if (p.architecture == "arm" && p.variant == "v7") p.variant.clear();
       if (kKnownArch.count(p.architecture)) {
         p.os = host.os;
@@ -104,13 +71,13 @@ absl::StatusOr<oci::Platform> ParsePlatformSpecifier(std::string_view specifier)
       return invalid("unknown operating system or architecture");
     }
     case 2:
-      p.os = normalize_os(parts[0]);
-      std::tie(p.architecture, p.variant) = normalize_arch(parts[1], "");
+      p.os = oci::NormalizeOs(parts[0]);
+      std::tie(p.architecture, p.variant) = oci::NormalizeArchVariant(parts[1], "");
       if (p.architecture == "arm" && p.variant == "v7") p.variant.clear();
       return p;
     case 3:
-      p.os = normalize_os(parts[0]);
-      std::tie(p.architecture, p.variant) = normalize_arch(parts[1], parts[2]);
+      p.os = oci::NormalizeOs(parts[0]);
+      std::tie(p.architecture, p.variant) = oci::NormalizeArchVariant(parts[1], parts[2]);
       if (p.architecture == "arm64" && p.variant.empty()) p.variant = "v8";
       return p;
   }
