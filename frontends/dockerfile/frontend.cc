@@ -40,44 +40,10 @@ std::map<std::string, std::string> WithPrefix(const Opts& opts, std::string_view
 
 absl::Status Invalid(std::string_view msg) { return absl::InvalidArgumentError(ToAbsl(msg)); }
 
-// One CSV record (Go's encoding/csv for a single line, as BuildKit reads add-hosts and ulimit).
-absl::StatusOr<std::vector<std::string>> SplitCsv(std::string_view s) {
-  std::vector<std::string> fields;
-  size_t i = 0;
-  while (true) {
-    std::string field;
-    if (i < s.size() && s[i] == '"') {
-      ++i;
-      while (true) {
-        if (i >= s.size()) return Invalid("extraneous or missing \" in quoted-field");
-        if (s[i] == '"') {
-          if (i + 1 < s.size() && s[i + 1] == '"') {
-            field.push_back('"');
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        field.push_back(s[i++]);
-      }
-      if (i < s.size() && s[i] != ',') return Invalid("extraneous or missing \" in quoted-field");
-    } else {
-      while (i < s.size() && s[i] != ',') {
-        if (s[i] == '"') return Invalid("bare \" in non-quoted-field");
-        field.push_back(s[i++]);
-      }
-    }
-    fields.push_back(std::move(field));
-    if (i >= s.size()) return fields;
-    ++i;
-  }
-}
-
 absl::StatusOr<std::vector<llb::HostIP>> ParseExtraHosts(const std::string& v) {
   std::vector<llb::HostIP> out;
   if (v.empty()) return out;
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> fields, SplitCsv(v));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> fields, go::ReadCsvRecord(v));
   for (const std::string& field : fields) {
     size_t eq = field.find('=');
     if (eq == std::string::npos) return Invalid(StrCat("invalid key-value pair ", field));
@@ -96,7 +62,7 @@ absl::StatusOr<std::vector<llb::Ulimit>> ParseUlimits(const std::string& v) {
   static const std::set<std::string> kNames = {
       "core",   "cpu",   "data", "fsize",  "locks",  "memlock",    "msgqueue", "nice",
       "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack"};
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> fields, SplitCsv(v));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> fields, go::ReadCsvRecord(v));
   for (const std::string& field : fields) {
     size_t eq = field.find('=');
     if (eq == std::string::npos) return Invalid(StrCat("invalid ulimit argument: ", field));

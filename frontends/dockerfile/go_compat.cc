@@ -8,6 +8,8 @@
 #include <locale.h>
 #include <wctype.h>
 
+#include "base/strings.h"
+
 namespace kiln::frontends::dockerfile::go {
 namespace {
 
@@ -470,6 +472,43 @@ std::string ToUpper(std::string_view s) {
     s.remove_prefix(n);
   }
   return out;
+}
+
+namespace {
+absl::Status CsvError(std::string_view msg) { return absl::InvalidArgumentError(ToAbsl(msg)); }
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadCsvRecord(std::string_view s) {
+  std::vector<std::string> fields;
+  size_t i = 0;
+  while (true) {
+    std::string field;
+    if (i < s.size() && s[i] == '"') {
+      ++i;
+      while (true) {
+        if (i >= s.size()) return CsvError("extraneous or missing \" in quoted-field");
+        if (s[i] == '"') {
+          if (i + 1 < s.size() && s[i + 1] == '"') {
+            field.push_back('"');
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        field.push_back(s[i++]);
+      }
+      if (i < s.size() && s[i] != ',') return CsvError("extraneous or missing \" in quoted-field");
+    } else {
+      while (i < s.size() && s[i] != ',') {
+        if (s[i] == '"') return CsvError("bare \" in non-quoted-field");
+        field.push_back(s[i++]);
+      }
+    }
+    fields.push_back(std::move(field));
+    if (i >= s.size()) return fields;
+    ++i;  // ','
+  }
 }
 
 }  // namespace kiln::frontends::dockerfile::go

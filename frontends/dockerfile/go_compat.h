@@ -11,7 +11,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "base/go_compat.h"
 
 namespace kiln::frontends::dockerfile::go {
@@ -56,5 +58,10 @@ std::optional<int64_t> RamInBytes(std::string_view s);
 
 // Levenshtein distance between byte strings.
 int Levenshtein(std::string_view a, std::string_view b);
+
+// encoding/csv's Reader for one line (BuildKit reads --mount specs, add-hosts and ulimits so):
+// comma-separated fields, a field may be double-quoted with "" for a quote.  InvalidArgument
+// with Go's wording for a bare or unterminated quote.
+absl::StatusOr<std::vector<std::string>> ReadCsvRecord(std::string_view s);
 
 }  // namespace kiln::frontends::dockerfile::go

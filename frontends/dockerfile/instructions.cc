@@ -461,42 +461,8 @@ absl::StatusOr<CommandValue> ParseValue(const Node& node) {
 
 // ---- --mount ----
 
-// One CSV record (Go's encoding/csv rules for a single line).
-absl::StatusOr<std::vector<std::string>> SplitCsv(std::string_view s) {
-  std::vector<std::string> fields;
-  size_t i = 0;
-  while (true) {
-    std::string field;
-    if (i < s.size() && s[i] == '"') {
-      ++i;
-      while (true) {
-        if (i >= s.size()) return Error("extraneous or missing \" in quoted-field");
-        if (s[i] == '"') {
-          if (i + 1 < s.size() && s[i + 1] == '"') {
-            field.push_back('"');
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        field.push_back(s[i++]);
-      }
-      if (i < s.size() && s[i] != ',') return Error("extraneous or missing \" in quoted-field");
-    } else {
-      while (i < s.size() && s[i] != ',') {
-        if (s[i] == '"') return Error("bare \" in non-quoted-field");
-        field.push_back(s[i++]);
-      }
-    }
-    fields.push_back(std::move(field));
-    if (i >= s.size()) return fields;
-    ++i;  // ','
-  }
-}
-
 absl::Status PrecheckMount(std::string_view spec) {
-  absl::StatusOr<std::vector<std::string>> fields = SplitCsv(spec);
+  absl::StatusOr<std::vector<std::string>> fields = go::ReadCsvRecord(spec);
   if (!fields.ok()) {
     return Error(StrCat("failed to parse csv mounts: ", FromAbsl(fields.status().message())));
   }
@@ -651,7 +617,7 @@ std::string_view ShareModeName(ShareMode m) {
 }
 
 absl::StatusOr<Mount> ParseMount(std::string_view spec, const WordExpander& expander) {
-  absl::StatusOr<std::vector<std::string>> fields = SplitCsv(spec);
+  absl::StatusOr<std::vector<std::string>> fields = go::ReadCsvRecord(spec);
   if (!fields.ok()) {
     return Error(StrCat("failed to parse csv mounts: ", FromAbsl(fields.status().message())));
   }
