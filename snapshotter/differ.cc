@@ -54,14 +54,6 @@ Xattrs WithoutOverlay(Xattrs x) {
   return x;
 }
 
-absl::StatusOr<std::string> ReadLink(int dirfd, const std::string& name, const struct stat& st) {
-  std::string t(static_cast<size_t>(st.st_size) + 1, '\0');
-  ssize_t n = ::readlinkat(dirfd, name.c_str(), t.data(), t.size());
-  if (n < 0) return ErrnoStatus(StrCat("readlink ", Quote(name)));
-  t.resize(static_cast<size_t>(n));
-  return t;
-}
-
 // Stage 1: tar entries into the pipe.
 class TarEmitter {
  public:
@@ -108,33 +100,10 @@ class TarEmitter {
         return Put(h);
       }
     }
-    switch (st.st_mode & S_IFMT) {
-      case S_IFDIR:
-        h.type = '5';
-        h.name.push_back('/');
-        return Put(h);
-      case S_IFLNK: {
-        h.type = '2';
-        KILN_ASSIGN_OR_RETURN(h.linkname, ReadLink(dirfd, name, st));
-        return Put(h);
-      }
-      case S_IFCHR:
-      case S_IFBLK:
-        h.type = S_ISCHR(st.st_mode) ? '3' : '4';
-        h.devmajor = major(st.st_rdev);
-        h.devminor = minor(st.st_rdev);
-        return Put(h);
-      case S_IFIFO:
-        h.type = '6';
-        return Put(h);
-      case S_IFREG:
-        h.type = '0';
-        h.size = st.st_size;
-        KILN_RETURN_IF_ERROR(Put(h));
-        return FileData(dirfd, name, path, st.st_size);
-      default:
-        return absl::OkStatus();  // sockets have no tar form
-    }
+    KILN_ASSIGN_OR_RETURN(bool tarred, SetTarEntryType(dirfd, name, st, &h));
+    if (!tarred) return absl::OkStatus();
+    KILN_RETURN_IF_ERROR(Put(h));
+    return S_ISREG(st.st_mode) ? FileData(dirfd, name, path, st.st_size) : absl::OkStatus();
   }
 
   absl::Status Finish() {
@@ -316,8 +285,8 @@ class Walker {
     KILN_ASSIGN_OR_RETURN(Xattrs lx, ListXattrs(lfd, l.name));
     if (WithoutOverlay(std::move(lx)) != ux) return false;
     if (S_ISLNK(a.st_mode)) {
-      KILN_ASSIGN_OR_RETURN(std::string lt, ReadLink(lfd, l.name, a));
-      KILN_ASSIGN_OR_RETURN(std::string ut, ReadLink(ufd, u.name, b));
+      KILN_ASSIGN_OR_RETURN(std::string lt, ReadLinkAt(lfd, l.name, a));
+      KILN_ASSIGN_OR_RETURN(std::string ut, ReadLinkAt(ufd, u.name, b));
       return lt == ut;
     }
     // Whole-second mtimes may hide a same-second rewrite: compare content.

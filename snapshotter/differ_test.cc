@@ -121,9 +121,15 @@ TEST_F(DifferTest, TarStreamShapeAndTimestampClamp) {
                                       "etc/passwd", "fifo", "null", "owned", "tmp/"}));
   for (auto& e : entries) {
     EXPECT_LE(e.mtime, 1600000000) << e.name;
-    if (e.name == "empty") EXPECT_EQ(e.mtime, 1500000000) << "older times are kept";
-    if (e.name == "bin/hardlinked") EXPECT_EQ(e.link, "hard:bin/busybox");
-    if (e.name == "bin/sh") EXPECT_EQ(e.link, "sym:busybox");
+    if (e.name == "empty") {
+      EXPECT_EQ(e.mtime, 1500000000) << "older times are kept";
+    }
+    if (e.name == "bin/hardlinked") {
+      EXPECT_EQ(e.link, "hard:bin/busybox");
+    }
+    if (e.name == "bin/sh") {
+      EXPECT_EQ(e.link, "sym:busybox");
+    }
   }
   // Ends with exactly two zero blocks after 512-byte records.
   EXPECT_EQ(out.out.size() % 512, 0u);

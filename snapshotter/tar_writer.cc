@@ -4,6 +4,10 @@
 #include <cstring>
 #include <map>
 
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "base/status.h"
 #include "base/strings.h"
 
 namespace kiln::snapshotter {
@@ -115,6 +119,44 @@ std::string EncodeTarHeader(const TarHeader& h) {
   }
   out += UstarBlock(h, name, linkname, h.type, size, uid, gid, mtime);
   return out;
+}
+
+absl::StatusOr<std::string> ReadLinkAt(int dirfd, const std::string& name, const struct stat& st) {
+  std::string t(static_cast<size_t>(st.st_size) + 1, '\0');
+  ssize_t n = ::readlinkat(dirfd, name.c_str(), t.data(), t.size());
+  if (n < 0) return ErrnoStatus(StrCat("readlink ", Quote(name)));
+  t.resize(static_cast<size_t>(n));
+  return t;
+}
+
+absl::StatusOr<bool> SetTarEntryType(int dirfd, const std::string& name, const struct stat& st,
+                                     TarHeader* h) {
+  switch (st.st_mode & S_IFMT) {
+    case S_IFDIR:
+      h->type = '5';
+      h->name.push_back('/');
+      return true;
+    case S_IFLNK: {
+      h->type = '2';
+      KILN_ASSIGN_OR_RETURN(h->linkname, ReadLinkAt(dirfd, name, st));
+      return true;
+    }
+    case S_IFCHR:
+    case S_IFBLK:
+      h->type = S_ISCHR(st.st_mode) ? '3' : '4';
+      h->devmajor = major(st.st_rdev);
+      h->devminor = minor(st.st_rdev);
+      return true;
+    case S_IFIFO:
+      h->type = '6';
+      return true;
+    case S_IFREG:
+      h->type = '0';
+      h->size = st.st_size;
+      return true;
+    default:
+      return false;  // sockets have no tar form
+  }
 }
 
 }  // namespace kiln::snapshotter

@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/stat.h>
+
+#include "absl/status/statusor.h"
 #include "snapshotter/fs_util.h"
 
 namespace kiln::snapshotter {
@@ -39,5 +42,15 @@ std::string EncodeTarHeader(const TarHeader& h);
 inline size_t TarPadding(int64_t size) { return static_cast<size_t>((512 - size % 512) % 512); }
 // End of archive: two zero blocks.
 inline constexpr size_t kTarTrailerSize = 1024;
+
+// Sets h->type from `st`, the lstat of `name` in `dirfd`: the symlink target for a symlink, the
+// size of a regular file, the device numbers of a device, a '/' after a directory's name.
+// False for what tar cannot hold (sockets): the caller leaves the entry out.  Hardlinks are the
+// caller's to spot (it knows which inodes it wrote).
+absl::StatusOr<bool> SetTarEntryType(int dirfd, const std::string& name, const struct stat& st,
+                                     TarHeader* h);
+
+// readlinkat of `name` in `dirfd`, whose lstat is `st`.
+absl::StatusOr<std::string> ReadLinkAt(int dirfd, const std::string& name, const struct stat& st);
 
 }  // namespace kiln::snapshotter

@@ -143,37 +143,10 @@ class TreeWriter {
         return Put(h);
       }
     }
-    switch (st.st_mode & S_IFMT) {
-      case S_IFDIR:
-        h.type = '5';
-        h.name.push_back('/');
-        return Put(h);
-      case S_IFLNK: {
-        h.type = '2';
-        std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-        ssize_t n = ::readlinkat(dirfd, name.c_str(), target.data(), target.size());
-        if (n < 0) return ErrnoStatus(StrCat("readlink ", Quote(path)));
-        target.resize(static_cast<size_t>(n));
-        h.linkname = std::move(target);
-        return Put(h);
-      }
-      case S_IFCHR:
-      case S_IFBLK:
-        h.type = S_ISCHR(st.st_mode) ? '3' : '4';
-        h.devmajor = major(st.st_rdev);
-        h.devminor = minor(st.st_rdev);
-        return Put(h);
-      case S_IFIFO:
-        h.type = '6';
-        return Put(h);
-      case S_IFREG:
-        h.type = '0';
-        h.size = st.st_size;
-        KILN_RETURN_IF_ERROR(Put(h));
-        return Data(dirfd, name, path, st.st_size);
-      default:
-        return absl::OkStatus();
-    }
+    KILN_ASSIGN_OR_RETURN(bool tarred, snapshotter::SetTarEntryType(dirfd, name, st, &h));
+    if (!tarred) return absl::OkStatus();
+    KILN_RETURN_IF_ERROR(Put(h));
+    return S_ISREG(st.st_mode) ? Data(dirfd, name, path, st.st_size) : absl::OkStatus();
   }
 
   absl::Status Put(const snapshotter::TarHeader& h) {
