@@ -819,10 +819,7 @@ class MirrorSync {
 
   // Sets owner, mode and times on a fresh inode, then renames it over `path`.
   absl::Status Publish(int fd, const std::string& tmp, const MirrorEntry& e) {
-    if (::fchown(fd, e.uid, e.gid) != 0) return ErrnoStatus(StrCat("chown ", Quote(e.path)));
-    if (::fchmod(fd, e.mode) != 0) return ErrnoStatus(StrCat("chmod ", Quote(e.path)));
-    struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-    if (::futimens(fd, ts) != 0) return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+    KILN_RETURN_IF_ERROR(ApplyEntryMetadata(fd, e));
     return RenameIn(tmp, e.path);
   }
 
@@ -937,16 +934,7 @@ class MirrorSync {
     KILN_RETURN_IF_ERROR(BeginMutation(want.path));
     KILN_ASSIGN_OR_RETURN(int staging, Staging());
     std::string name = StrCat("l", ++staged_);
-    if (::symlinkat(want.link.c_str(), staging, name.c_str()) != 0) {
-      return ErrnoStatus(StrCat("symlink ", Quote(want.path)));
-    }
-    if (::fchownat(staging, name.c_str(), want.uid, want.gid, AT_SYMLINK_NOFOLLOW) != 0) {
-      return ErrnoStatus(StrCat("chown ", Quote(want.path)));
-    }
-    struct timespec ts[2] = {ToTimespec(want.mtime_ns), ToTimespec(want.mtime_ns)};
-    if (::utimensat(staging, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
-      return ErrnoStatus(StrCat("set times of ", Quote(want.path)));
-    }
+    KILN_RETURN_IF_ERROR(CreateEntrySymlink(staging, name, want));
     return RenameIn(name, want.path);
   }
 
@@ -959,11 +947,7 @@ class MirrorSync {
       if (e.type != MirrorEntry::Type::kDir || !dirs_to_fix_.count(e.path)) continue;
       KILN_ASSIGN_OR_RETURN(UniqueFd fd, OpenBeneath(mirror_root_.get(), e.path,
                                                      O_RDONLY | O_DIRECTORY, "open mirror dir"));
-      if (::fchown(fd.get(), e.uid, e.gid) != 0)
-        return ErrnoStatus(StrCat("chown ", Quote(e.path)));
-      if (::fchmod(fd.get(), e.mode) != 0) return ErrnoStatus(StrCat("chmod ", Quote(e.path)));
-      struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-      if (::futimens(fd.get(), ts) != 0) return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+      KILN_RETURN_IF_ERROR(ApplyEntryMetadata(fd.get(), e));
     }
     return absl::OkStatus();
   }
@@ -1052,6 +1036,28 @@ absl::Status ScanDir(int dirfd, const std::string& prefix, MirrorIndex& out,
 }  // namespace
 
 // ---- index ------------------------------------------------------------------------------
+
+absl::Status ApplyEntryMetadata(int fd, const MirrorEntry& e) {
+  if (::fchown(fd, e.uid, e.gid) != 0) return ErrnoStatus(StrCat("chown ", Quote(e.path)));
+  if (::fchmod(fd, e.mode) != 0) return ErrnoStatus(StrCat("chmod ", Quote(e.path)));
+  struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
+  if (::futimens(fd, ts) != 0) return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+  return absl::OkStatus();
+}
+
+absl::Status CreateEntrySymlink(int dirfd, const std::string& name, const MirrorEntry& e) {
+  if (::symlinkat(e.link.c_str(), dirfd, name.c_str()) != 0) {
+    return ErrnoStatus(StrCat("symlink ", Quote(e.path)));
+  }
+  if (::fchownat(dirfd, name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(StrCat("chown ", Quote(e.path)));
+  }
+  struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
+  if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+  }
+  return absl::OkStatus();
+}
 
 std::string MirrorIndexPath(const std::string& mirror_dir) { return mirror_dir + ".index"; }
 std::string MirrorDirtyPath(const std::string& mirror_dir) { return mirror_dir + ".dirty"; }

@@ -97,6 +97,12 @@ struct MirrorIndex {
   std::vector<MirrorEntry> entries;  // walk order
 };
 
+// Gives the open file or directory `fd` the owner, mode and mtime (also atime) of `e`; errors
+// name e.path.
+absl::Status ApplyEntryMetadata(int fd, const MirrorEntry& e);
+// Creates the symlink `name` in `dirfd` with e's target, owner and mtime.
+absl::Status CreateEntrySymlink(int dirfd, const std::string& name, const MirrorEntry& e);
+
 std::string MirrorIndexPath(const std::string& mirror_dir);
 std::string MirrorDirtyPath(const std::string& mirror_dir);
 

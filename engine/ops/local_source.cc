@@ -24,14 +24,6 @@
 namespace kiln::engine {
 namespace {
 
-struct timespec ToTimespec(int64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = ns / 1000000000;
-  ts.tv_nsec = ns % 1000000000;
-  if (ts.tv_nsec < 0) ts.tv_nsec += 1000000000, ts.tv_sec -= 1;
-  return ts;
-}
-
 absl::StatusOr<UniqueFd> OpenDirBeneath(int root, const std::string& rel) {
   struct open_how how;
   std::memset(&how, 0, sizeof(how));
@@ -96,10 +88,7 @@ absl::Status CopyRegular(int sdir, int ddir, const std::string& base, const Mirr
     if (n < 0) return ErrnoStatus(StrCat("copy ", Quote(e.path)));
     if (n == 0) break;
   }
-  if (::fchown(dst.get(), e.uid, e.gid) != 0) return ErrnoStatus(StrCat("chown ", Quote(e.path)));
-  if (::fchmod(dst.get(), e.mode) != 0) return ErrnoStatus(StrCat("chmod ", Quote(e.path)));
-  struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-  if (::futimens(dst.get(), ts) != 0) return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+  KILN_RETURN_IF_ERROR(ApplyEntryMetadata(dst.get(), e));
   return absl::OkStatus();
 }
 
@@ -245,16 +234,7 @@ absl::Status MaterializeMirror(const std::string& mirror_dir, const MirrorIndex&
         }
         break;
       case MirrorEntry::Type::kSymlink: {
-        if (::symlinkat(e.link.c_str(), dparent, base.c_str()) != 0) {
-          return ErrnoStatus(StrCat("symlink ", Quote(e.path)));
-        }
-        if (::fchownat(dparent, base.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0) {
-          return ErrnoStatus(StrCat("chown ", Quote(e.path)));
-        }
-        struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-        if (::utimensat(dparent, base.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
-          return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
-        }
+        KILN_RETURN_IF_ERROR(CreateEntrySymlink(dparent, base, e));
         break;
       }
       case MirrorEntry::Type::kFile: {
@@ -286,10 +266,7 @@ absl::Status MaterializeMirror(const std::string& mirror_dir, const MirrorIndex&
     const MirrorEntry& e = index.entries[i];
     if (e.type != MirrorEntry::Type::kDir) continue;
     KILN_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirBeneath(dst_root.get(), e.path));
-    if (::fchown(fd.get(), e.uid, e.gid) != 0) return ErrnoStatus(StrCat("chown ", Quote(e.path)));
-    if (::fchmod(fd.get(), e.mode) != 0) return ErrnoStatus(StrCat("chmod ", Quote(e.path)));
-    struct timespec ts[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-    if (::futimens(fd.get(), ts) != 0) return ErrnoStatus(StrCat("set times of ", Quote(e.path)));
+    KILN_RETURN_IF_ERROR(ApplyEntryMetadata(fd.get(), e));
   }
   return absl::OkStatus();
 }
