@@ -233,6 +233,22 @@ absl::Status CheckRequiredPaths(const RootDir& root, const std::vector<std::stri
   return absl::OkStatus();
 }
 
+namespace {
+
+// The entry `rel` of `root` ("" is the root itself), through its parent directory, which
+// *parent keeps open for as long as the entry is used.
+absl::StatusOr<EntryRef> OpenEntry(const RootDir& root, const std::string& rel, UniqueFd* parent) {
+  if (rel.empty()) {
+    KILN_ASSIGN_OR_RETURN(*parent, root.OpenResolved("", O_RDONLY | O_DIRECTORY));
+    return EntryRef{parent->get(), ""};
+  }
+  KILN_ASSIGN_OR_RETURN(auto p, root.OpenParent(rel));
+  *parent = std::move(p.first);
+  return EntryRef{parent->get(), p.second};
+}
+
+}  // namespace
+
 absl::StatusOr<Digest> ChecksumSelector(const RootDir& root, const ContentSelector& sel,
                                         const CancelToken& cancel) {
   KILN_RETURN_IF_ERROR(CheckRequiredPaths(root, sel.required_paths));
@@ -242,15 +258,7 @@ absl::StatusOr<Digest> ChecksumSelector(const RootDir& root, const ContentSelect
     KILN_ASSIGN_OR_RETURN(std::optional<struct stat> st, root.Lstat(rel));
     if (!st) return absl::NotFoundError(StrCat(Quote(clean), ": not found"));
     UniqueFd parent;
-    EntryRef e;
-    if (rel.empty()) {
-      KILN_ASSIGN_OR_RETURN(parent, root.OpenResolved("", O_RDONLY | O_DIRECTORY));
-      e = EntryRef{parent.get(), ""};
-    } else {
-      KILN_ASSIGN_OR_RETURN(auto p, root.OpenParent(rel));
-      parent = std::move(p.first);
-      e = EntryRef{parent.get(), p.second};
-    }
+    KILN_ASSIGN_OR_RETURN(EntryRef e, OpenEntry(root, rel, &parent));
     KILN_ASSIGN_OR_RETURN(Hash128 h, TreeHash(e, *st, cancel));
     return FinalDigest("tree", h);
   }
@@ -272,15 +280,7 @@ absl::StatusOr<Digest> ChecksumSelector(const RootDir& root, const ContentSelect
     KILN_ASSIGN_OR_RETURN(std::optional<struct stat> st, root.Lstat(rel));
     if (!st) continue;
     UniqueFd parent;
-    EntryRef e;
-    if (rel.empty()) {
-      KILN_ASSIGN_OR_RETURN(parent, root.OpenResolved("", O_RDONLY | O_DIRECTORY));
-      e = EntryRef{parent.get(), ""};
-    } else {
-      KILN_ASSIGN_OR_RETURN(auto p, root.OpenParent(rel));
-      parent = std::move(p.first);
-      e = EntryRef{parent.get(), p.second};
-    }
+    KILN_ASSIGN_OR_RETURN(EntryRef e, OpenEntry(root, rel, &parent));
     FilteredWalk walk(&filter, cancel, &h);
     KILN_RETURN_IF_ERROR(walk.Walk(e, *st, BasePath(m), "", PathFilter::State{}));
     emitted += walk.emitted();
