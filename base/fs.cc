@@ -1,16 +1,16 @@
 #include "base/fs.h"
 
+#include <cerrno>
+#include <vector>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <vector>
-
-#include "base/strings.h"
 #include "base/status.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 
 namespace kiln {
@@ -71,16 +71,24 @@ absl::Status RemoveContents(int dirfd, const std::string& path) {
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return ErrnoStatus(StrCat("open ", Quote(path)));
+  return ReadFdToString(fd.get(), path);
+}
+
+absl::StatusOr<std::string> ReadFdToString(int fd, std::string_view what, size_t max_size) {
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(StrCat("read ", Quote(path)));
+      return ErrnoStatus(StrCat("read ", Quote(what)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_size) {
+      return absl::InvalidArgumentError(
+          StrCat("read ", Quote(what), ": larger than ", max_size >> 20, " MiB"));
+    }
   }
   return out;
 }

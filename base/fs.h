@@ -7,9 +7,10 @@
 // Thread-safety: functions are safe to call concurrently on different paths.
 #pragma once
 
+#include <cstdint>
 #include <string>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,6 +18,11 @@
 namespace kiln {
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+
+// Reads `fd` from its current offset to its end; `what` names it in errors.  InvalidArgument
+// ("larger than N MiB") as soon as it holds more than `max_size` bytes.
+absl::StatusOr<std::string> ReadFdToString(int fd, std::string_view what,
+                                           size_t max_size = SIZE_MAX);
 
 // Writes `data` to `path` atomically and durably; `mode` applies to the new file.
 absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
@@ -35,8 +41,7 @@ absl::Status SyncDir(const std::string& path);
 class TempDir {
  public:
   // Creates "<parent>/<prefix>XXXXXX".  parent defaults to $TMPDIR or /tmp.
-  static absl::StatusOr<TempDir> Create(std::string_view prefix = "kiln-",
-                                        std::string parent = "");
+  static absl::StatusOr<TempDir> Create(std::string_view prefix = "kiln-", std::string parent = "");
   TempDir() = default;
   ~TempDir();
   TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }

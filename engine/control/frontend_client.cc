@@ -27,21 +27,7 @@ absl::StatusOr<std::string> ReadInRoot(const std::string& root, const std::strin
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof(how))));
   if (!fd) return ErrnoStatus(StrCat("open ", Quote(rel)));
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(StrCat("read ", Quote(rel)));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (64u << 20)) {
-      return absl::InvalidArgumentError(StrCat("read ", Quote(rel), ": larger than 64 MiB"));
-    }
-  }
-  return out;
+  return ReadFdToString(fd.get(), rel, 64u << 20);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "base/fs.h"
 #include "base/pattern_match.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -39,15 +40,9 @@ std::optional<DbEntry> LookupDb(const RootDir& root, const char* file, std::stri
   if (!rel.ok()) return std::nullopt;
   auto fd = root.OpenResolved(*rel, O_RDONLY);
   if (!fd.ok()) return std::nullopt;
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd->get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    if (data.size() > (64u << 20)) break;  // not a real passwd file
-  }
-  for (absl::string_view line : absl::StrSplit(data, '\n')) {
+  auto data = ReadFdToString(fd->get(), file, 64u << 20);  // larger: not a real passwd file
+  if (!data.ok()) return std::nullopt;
+  for (absl::string_view line : absl::StrSplit(*data, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (line.empty()) continue;
     std::vector<absl::string_view> f = absl::StrSplit(line, ':');

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/fs.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -47,21 +48,8 @@ absl::StatusOr<std::string> LocalFrontendClient::ReadFile(const std::string& loc
     return absl::InvalidArgumentError(
         StrCat("read ", Quote(where), ": larger than ", kMaxFileSize >> 20, " MiB"));
   }
-  std::string data;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(file.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(StrCat("read ", Quote(where)));
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    if (static_cast<off_t>(data.size()) > kMaxFileSize) {
-      return absl::InvalidArgumentError(StrCat("read ", Quote(where), ": file grew too large"));
-    }
-  }
-  return data;
+  // The size was checked above; a file that grows meanwhile stops at the same bound.
+  return ReadFdToString(file.get(), where, static_cast<size_t>(kMaxFileSize));
 }
 
 }  // namespace kiln::tools::kilnctl
