@@ -293,7 +293,9 @@ void BuildChain(Snapshotter& sn, const std::string& mnt_dir, int depth) {
       auto m = ScopedMount::MountAll(*mounts, mnt_dir);
       ASSERT_TRUE(m.ok()) << "layer " << i << ": " << m.status();
       WriteFile(StrCat(mnt_dir, "/f", i), std::to_string(i));
-      if (i >= 2) ASSERT_EQ(unlink(StrCat(mnt_dir, "/f", i - 2).c_str()), 0) << i;
+      if (i >= 2) {
+        ASSERT_EQ(unlink(StrCat(mnt_dir, "/f", i - 2).c_str()), 0) << i;
+      }
       if (i > 0) WriteFile(mnt_dir + "/top", std::to_string(i));
     }
     parent = StrCat("layer-", i);

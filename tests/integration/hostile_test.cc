@@ -203,7 +203,9 @@ TEST_F(HostileTest, ContextSymlinksResolveInsideTheContext) {
     ProcessResult r = state_->Build(b);
     EXPECT_FALSE(r.ok()) << r.Describe();
     EXPECT_THAT(r.err, HasSubstr("not found"));
-    if (shadow.size() > 8) EXPECT_FALSE(ContainsBytes(r.err + r.out, shadow));
+    if (shadow.size() > 8) {
+      EXPECT_FALSE(ContainsBytes(r.err + r.out, shadow));
+    }
     EXPECT_FALSE(ContainsBytes(r.err + r.out, file_secret_));
   }
 
