@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   # real parts the tests and benchmarks drive
   busybox-static umoci skopeo podman docker-registry apache2-utils python3 python3-jwt
-  python3-cryptography curl zstd gzip tar iproute2 util-linux procps
+  python3-cryptography curl zstd gzip tar iproute2 util-linux procps openssl e2fsprogs
 )
 
 missing=()
